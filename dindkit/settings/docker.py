@@ -1,0 +1,141 @@
+"""Settings of the Docker Engine deploy (deploys/docker.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dindkit.settings import (
+    Setting,
+    SettingError,
+    SettingsTable,
+    account_name,
+    integer,
+    list_of,
+    mapping,
+    matching,
+    one_of,
+    optional,
+    url,
+)
+
+# Docker's release signing key, as published in Docker's install docs.
+DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
+
+# daemon.json defaults: the CIS Docker Benchmark items that keep every DinD mode working.
+# Left out on purpose (README, "Security notes"): icc=false (a DinD client container could no
+# longer reach its daemon container), userns-remap (breaks --privileged DinD and DooD's
+# socket group), no-new-privileges (breaks setuid tools inside DinD containers).
+DAEMON_OPTION_DEFAULTS: dict[str, Any] = {
+    "live-restore": True,  # CIS 2.15: containers survive a dockerd restart
+    "userland-proxy": False,  # CIS 2.16: iptables NAT instead of docker-proxy
+    "log-driver": "json-file",  # CIS 2.13 asks for bounded, collected logs
+    "log-opts": {"max-size": "10m", "max-file": "3"},
+}
+
+
+def socket_mode(value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingError(
+            'a socket mode must be a quoted string of octal digits such as "0660"; '
+            f"{type(value).__name__} {value!r} is not (pyinfra --data and YAML turn 0660 into "
+            "the int 660 and Python reads 0o660 as 432)"
+        )
+    if not re.fullmatch(r"0?[0-7]{3}", value):
+        raise SettingError('allowed: 3 or 4 octal digits such as "0660" (no setuid/sticky bits)')
+    if int(value, 8) & 0o007:
+        raise SettingError(
+            "it grants access to other users: anyone who can write to the Docker socket is root "
+            'on this host. Allowed: "0660" or stricter; give people access through '
+            "docker_socket_group and docker_users instead"
+        )
+    if not int(value, 8) & 0o600 == 0o600:
+        raise SettingError('the owner (root) needs read and write: allowed "0600" to "0660"')
+    return value.zfill(4)
+
+
+def socket_gid(value: Any) -> int:
+    gid = integer(0, 65533)(value)
+    if gid == 0:
+        raise SettingError("GID 0 is root's group; allowed: a whole number from 1 to 65533")
+    return int(gid)
+
+
+def daemon_options(value: Any) -> dict[str, Any]:
+    options = mapping(value)
+    if "hosts" in options:
+        raise SettingError(
+            '"hosts" conflicts with the -H fd:// that docker.service passes (dockerd refuses to '
+            "start with both); the socket is managed through docker.socket"
+        )
+    return options
+
+
+DOCKER_SETTINGS = SettingsTable(
+    capability="docker",
+    settings=(
+        Setting(
+            "docker_source",
+            "docker-ce",
+            "Where Docker Engine comes from: docker-ce (Docker's apt repository) or distro "
+            "(the distribution's docker.io).",
+            one_of("docker-ce", "distro"),
+        ),
+        Setting(
+            "docker_version",
+            None,
+            "Pin docker-ce to this version (e.g. 27.3.1); unset takes the newest. docker-ce only.",
+            optional(matching(r"[0-9][0-9A-Za-z.:~+-]*", "a version such as 27.3.1")),
+        ),
+        Setting(
+            "docker_apt_repo_base",
+            "https://download.docker.com/linux",
+            "Base URL of Docker's apt repository (or a mirror): <base>/<debian|ubuntu>.",
+            url,
+        ),
+        Setting(
+            "docker_apt_key_fingerprint",
+            DOCKER_APT_KEY_FINGERPRINT,
+            "Fingerprint the repository key must have before it is trusted (change only for a "
+            "mirror signed with your own key).",
+            matching(r"[0-9A-F]{40}", "40 uppercase hexadecimal digits, without spaces"),
+        ),
+        Setting(
+            "docker_daemon_options",
+            DAEMON_OPTION_DEFAULTS,
+            "Keys dindkit sets in /etc/docker/daemon.json; other keys already there are kept.",
+            daemon_options,
+        ),
+        Setting(
+            "docker_daemon_wait_seconds",
+            60,
+            "How long to wait for dockerd to answer after a (re)start.",
+            integer(5, 600),
+        ),
+        Setting(
+            "docker_socket_group",
+            "docker",
+            "Group that owns /run/docker.sock (created if missing).",
+            account_name,
+        ),
+        Setting(
+            "docker_socket_gid",
+            None,
+            "GID for docker_socket_group when it is created; a fixed GID lets DooD containers "
+            "use --group-add.",
+            optional(socket_gid),
+        ),
+        Setting(
+            "docker_socket_mode",
+            "0660",
+            "Mode of /run/docker.sock, set through a docker.socket drop-in; never world-writable.",
+            socket_mode,
+        ),
+        Setting(
+            "docker_users",
+            [],
+            "Existing users added to docker_socket_group.",
+            list_of(account_name),
+        ),
+    ),
+)
