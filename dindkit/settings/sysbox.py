@@ -58,6 +58,13 @@ SYSBOX_SETTINGS = SettingsTable(
             optional(matching(r".+\.deb", "a path to a .deb file")),
         ),
         Setting(
+            "sysbox_offline",
+            False,
+            "Never download from Sysbox's site (air-gapped hosts, the lab): use "
+            "sysbox_package_file or sysbox_package_url.",
+            boolean,
+        ),
+        Setting(
             "sysbox_preflight_only",
             False,
             "Run the preflight checks and stop.",
