@@ -1,0 +1,125 @@
+"""From a fresh VPS to a host ready for every Docker-in-Docker mode (deploys/bootstrap.py).
+
+The bootstrap deploy is a composition: it owns only the first steps (apt index, base packages,
+time sync) and then calls the other capabilities' deploys in order: Docker with socket
+permissions, Sysbox where its preflight passes, the smoke tests and their report.
+
+Every settings table it uses is validated first, so a bad value anywhere stops the run before a
+single fact is read. It works as root or as a non-root SSH user with ``_sudo: True`` in the
+host data (pyinfra then runs every command through sudo).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, systemd
+
+from dindkit.settings import SettingsTable
+from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
+from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.smoke import SMOKE_SETTINGS
+from dindkit.settings.sysbox import SYSBOX_SETTINGS
+
+# Every table the bootstrap reads, directly or through the deploys it calls.
+TABLES: tuple[SettingsTable, ...] = (
+    BOOTSTRAP_SETTINGS,
+    DOCKER_SETTINGS,
+    SYSBOX_SETTINGS,
+    SMOKE_SETTINGS,
+)
+
+DEFAULTS: dict[str, Any] = {
+    name: value for table in TABLES for name, value in table.defaults.items()
+}
+
+# Time daemons that conflict with systemd-timesyncd (Debian's packages say so): when one is
+# installed, it already keeps the clock and the bootstrap leaves it alone.
+OTHER_TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
+
+# apt's index is refreshed at most once a day by the bootstrap; Docker's and Sysbox's deploys
+# refresh it themselves when they add a package source.
+APT_CACHE_SECONDS = 24 * 3600
+
+
+def validate(data: Any) -> dict[str, Any]:
+    """Normalised values of every table the bootstrap uses; DeployError on the first bad one."""
+    values: dict[str, Any] = {}
+    for table in TABLES:
+        values.update(table.validate(data))
+    return values
+
+
+def sysbox_decision(reason: str | None, required: bool) -> str | None:
+    """What to do about Sysbox given its preflight verdict.
+
+    Returns None to install it, or the reason it is skipped; raises DeployError when Sysbox is
+    required and cannot be installed.
+    """
+    if reason is None:
+        return None
+    if required:
+        raise DeployError(f"Sysbox is required on this host (sysbox_required) but {reason}")
+    return reason
+
+
+@deploy("Bootstrap a host for Docker-in-Docker", data_defaults=DEFAULTS)
+def bootstrap() -> None:
+    """Base packages, time sync, Docker, Sysbox where possible, then the smoke tests."""
+    values = validate(host.data)
+
+    # Imported here: each capability's module pulls in its own facts and templates, and the
+    # validation above must not depend on any of them.
+    from dindkit.docker import install_docker
+    from dindkit.smoke.deploy import run_smoke_tests
+    from dindkit.sysbox import install_sysbox, unavailable_reason
+
+    _base_packages(values["bootstrap_base_packages"])
+    if values["bootstrap_time_sync"]:
+        _time_sync()
+
+    install_docker()
+
+    if values["sysbox_state"] == "absent":
+        install_sysbox()
+    else:
+        skipped = sysbox_decision(unavailable_reason(), values["sysbox_required"])
+        if skipped is None:
+            install_sysbox()
+        else:
+            logger.warning(f"{host.name}: Sysbox not installed: {skipped}")
+
+    if values["smoke_enabled"]:
+        run_smoke_tests()
+
+
+def _base_packages(packages: list[str]) -> None:
+    apt.update(name="Update the apt index (at most once a day)", cache_time=APT_CACHE_SECONDS)
+    apt.packages(
+        name="Install the base packages",
+        packages=packages,
+        no_recommends=True,
+    )
+
+
+def _time_sync() -> None:
+    installed = host.get_fact(DebPackages)
+    keeper = next((name for name in OTHER_TIME_DAEMONS if name in installed), None)
+    if keeper is not None:
+        host.noop(f"time sync is already provided by {keeper}")
+        return
+    apt.packages(
+        name="Install systemd-timesyncd",
+        packages=["systemd-timesyncd"],
+        no_recommends=True,
+    )
+    systemd.service(
+        name="Enable and start systemd-timesyncd",
+        service="systemd-timesyncd",
+        running=True,
+        enabled=True,
+    )

@@ -1,0 +1,99 @@
+"""The running machines of dindkit's Vagrantfile as pyinfra hosts (for inventories/vagrant.py).
+
+pyinfra's own ``@vagrant`` connector does the same for every running machine; this module adds
+what dindkit's deploys need: ``_sudo`` (Vagrant logs in as the non-root user ``vagrant``),
+host-key settings for throwaway VMs, groups by distribution, and ``VAGRANT_MACHINES`` to pick
+some machines only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+HostEntry = tuple[str, dict[str, Any]]
+
+# `vagrant ssh-config` key -> (pyinfra host data key, cast)
+_SSH_KEYS: dict[str, tuple[str, Any]] = {
+    "HostName": ("ssh_hostname", str),
+    "Port": ("ssh_port", int),
+    "User": ("ssh_user", str),
+    "IdentityFile": ("ssh_key", str),
+}
+
+# Data every Vagrant machine gets: vagrant is not root, and each `vagrant up` of a destroyed
+# machine brings a new host key on the same address.
+HOST_DATA: dict[str, Any] = {
+    "ssh_strict_host_key_checking": "off",
+    "ssh_known_hosts_file": "/dev/null",
+    "_sudo": True,
+}
+
+
+def running_machines(status_output: str) -> list[str]:
+    """Machine names in the state ``running`` from ``vagrant status --machine-readable``."""
+    names = []
+    for line in status_output.splitlines():
+        fields = line.split(",", 3)
+        if len(fields) == 4 and fields[2] == "state" and fields[3].strip() == "running":
+            names.append(fields[1])
+    return names
+
+
+def wanted_machines(running: list[str], selection: str) -> list[str]:
+    """The running machines named in ``selection`` (comma-separated; empty means all)."""
+    chosen = {name.strip() for name in selection.split(",") if name.strip()}
+    return [name for name in running if not chosen or name in chosen]
+
+
+def hosts_from_ssh_config(ssh_config: str) -> list[HostEntry]:
+    """pyinfra (name, data) pairs from ``vagrant ssh-config`` output."""
+    hosts: list[HostEntry] = []
+    for line in ssh_config.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        key, _, value = line.partition(" ")
+        value = value.strip()
+        if key == "Host":
+            hosts.append((value, dict(HOST_DATA)))
+        elif hosts and key in _SSH_KEYS:
+            data_key, cast = _SSH_KEYS[key]
+            hosts[-1][1][data_key] = cast(shlex.split(value)[0] if value else value)
+    return hosts
+
+
+def groups(hosts: list[HostEntry]) -> dict[str, list[str]]:
+    """Host names grouped by distribution, from the machine name (debian12 -> debian)."""
+    grouped: dict[str, list[str]] = {}
+    for name, _ in hosts:
+        distribution = re.sub(r"[0-9]+$", "", name) or name
+        grouped.setdefault(distribution, []).append(name)
+    return grouped
+
+
+def _vagrant(*arguments: str, cwd: Path) -> str:
+    result = subprocess.run(
+        ["vagrant", *arguments],
+        cwd=cwd,
+        env={**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"vagrant {' '.join(arguments)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def inventory(vagrant_dir: Path, selection: str = "") -> list[HostEntry]:
+    """(name, data) of the running machines of the Vagrantfile in ``vagrant_dir``."""
+    running = running_machines(_vagrant("status", "--machine-readable", cwd=vagrant_dir))
+    names = wanted_machines(running, selection)
+    if not names:
+        return []
+    return hosts_from_ssh_config(_vagrant("ssh-config", *names, cwd=vagrant_dir))
