@@ -1,0 +1,86 @@
+"""The bootstrap deploy: every table validated first, Sysbox's verdict handled, examples valid."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyinfra.api.exceptions import DeployError
+
+from dindkit.bootstrap import DEFAULTS, TABLES, sysbox_decision, validate
+from dindkit.settings.catalog import ALL_TABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+PYINFRA_DRY = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", "deploys/bootstrap.py"]
+
+
+def test_validates_every_table() -> None:
+    assert {t.capability for t in TABLES} == {t.capability for t in ALL_TABLES}
+    for table in TABLES:
+        for name, default in table.defaults.items():
+            assert DEFAULTS[name] == default
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ("bootstrap_base_packages=Bad!", "bootstrap_base_packages"),
+        ("bootstrap_time_sync=maybe", "bootstrap_time_sync"),
+        ("docker_socket_mode=0666", "docker_socket_mode"),
+        ("sysbox_version=x", "sysbox_version"),
+        ("smoke_modes=dood,podman", "smoke_modes"),
+    ],
+)
+def test_bad_setting_stops_before_any_operation(data: str, key: str) -> None:
+    result = subprocess.run(
+        [*PYINFRA_DRY, "--data", data],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    errors = [line for line in output.splitlines() if "Invalid setting" in line]
+    assert len(errors) == 1 and key in errors[0], output
+    assert "Traceback" not in output
+    assert "Starting operation" not in output
+
+
+def test_defaults_are_valid() -> None:
+    assert validate({})["smoke_enabled"] is True
+
+
+def test_sysbox_installed_when_preflight_passes() -> None:
+    assert sysbox_decision(None, required=True) is None
+    assert sysbox_decision(None, required=False) is None
+
+
+def test_sysbox_skipped_with_its_reason() -> None:
+    reason = "the kernel 5.4 is older than 5.12"
+    assert sysbox_decision(reason, required=False) == reason
+
+
+def test_sysbox_required_makes_the_reason_an_error() -> None:
+    with pytest.raises(DeployError, match=r"sysbox_required.*older than 5\.12"):
+        sysbox_decision("the kernel 5.4 is older than 5.12", required=True)
+
+
+def test_vps_example_groups_are_valid() -> None:
+    namespace = runpy.run_path(str(ROOT / "inventories" / "vps.example.py"))
+    groups = {
+        name: value
+        for name, value in namespace.items()
+        if not name.startswith("_") and isinstance(value, tuple | list)
+    }
+    assert {"ci_runners", "build_hosts"} <= set(groups)
+    assert groups["ci_runners"][1]["sysbox_required"] is True
+    assert groups["build_hosts"][1]["smoke_modes"] == ["dood", "dind"]
+    for hosts, data in groups.values():
+        assert hosts
+        assert data["_sudo"] is True
+        validate(data)
