@@ -1,0 +1,189 @@
+"""The registry-free smoke image: Debian packages only, cached by a hash of its recipe.
+
+Where no registry is reachable (the lab, air-gapped hosts) the smoke tests cannot pull the
+official docker:cli and docker:dind images. ``build_smoke_image`` makes an equivalent one with
+mmdebstrap: docker.io, iptables, ca-certificates, busybox-static (a static binary for the
+``FROM scratch`` test images), openssl (TLS certificates) and an entrypoint that behaves like
+docker:dind's (templates/smoke/dockerd-entrypoint.sh.j2). The result is a gzip-compressed
+root filesystem tarball for ``docker import`` (:data:`IMPORT_CHANGES` give it its entrypoint);
+one image serves both the "cli" and the "dind" role.
+
+Loading the image is the slowest smoke step on an emulated CPU, so the recipe keeps it lean:
+the "essential" variant (no apt), no documentation, man pages or locales, and none of
+containerd's tools dockerd does not use.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from dindkit.templating import render
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+PACKAGES = ("docker.io", "iptables", "ca-certificates", "busybox-static", "openssl")
+ENTRYPOINT = "/usr/local/bin/dockerd-entrypoint.sh"
+ENTRYPOINT_TEMPLATE = "smoke/dockerd-entrypoint.sh.j2"
+CERT_DAYS = 30
+
+# Files dpkg never unpacks (documentation and translations; copyright notices stay).
+PATH_EXCLUDES = (
+    "/usr/share/doc/*",
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/locale/*",
+    "/usr/share/lintian/*",
+    "/usr/share/bash-completion/*",
+    "/usr/share/zsh/*",
+    "/usr/share/fish/*",
+)
+PATH_INCLUDES = ("/usr/share/doc/*/copyright",)
+# Removed after installation: apt's caches and logs, containerd and libnetwork tools dockerd
+# never calls, and the full perl that usrmerge pulls in (nothing in the image runs it).
+REMOVED = (
+    "var/lib/apt/lists/*",
+    "var/cache/apt/*",
+    "var/cache/debconf/*-old",
+    "var/log/*",
+    "usr/bin/ctr",
+    "usr/bin/containerd-stress",
+    "usr/bin/containerd-shim",
+    "usr/bin/containerd-shim-runc-v1",
+    "usr/bin/dnet",
+    "usr/sbin/ovrouter",
+    "usr/share/perl",
+    "usr/lib/x86_64-linux-gnu/perl",
+    "usr/lib/x86_64-linux-gnu/libperl.so*",
+    "usr/lib/x86_64-linux-gnu/gconv",
+)
+
+# `docker import --change` instructions: the archive is a plain root filesystem.
+IMPORT_CHANGES = (
+    f'ENTRYPOINT ["{ENTRYPOINT}"]',
+    "CMD []",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+)
+
+# Bump when the build steps change in a way the recipe below does not capture.
+RECIPE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DINDKIT_CACHE") or Path.home() / ".cache" / "dindkit")
+
+
+def entrypoint_script() -> str:
+    return render(ENTRYPOINT_TEMPLATE, cert_days=CERT_DAYS)
+
+
+def recipe() -> dict[str, object]:
+    """Everything that decides the image's content; its hash names the archive and tag."""
+    return {
+        "version": RECIPE_VERSION,
+        "suite": SUITE,
+        "mirror": MIRROR,
+        "packages": list(PACKAGES),
+        "path_excludes": list(PATH_EXCLUDES),
+        "path_includes": list(PATH_INCLUDES),
+        "removed": list(REMOVED),
+        "entrypoint": entrypoint_script(),
+        "changes": list(IMPORT_CHANGES),
+    }
+
+
+def recipe_hash() -> str:
+    text = json.dumps(recipe(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def smoke_image_archive() -> Path:
+    """Where the archive of the current recipe lives, whether it is built yet or not."""
+    return cache_dir() / "images" / f"dindkit-smoke-{recipe_hash()}.tar.gz"
+
+
+def image_tag(archive: str | Path) -> str:
+    """The tag an archive is loaded as: the recipe hash in its name, so a new recipe reloads."""
+    stem = Path(archive).name.removesuffix(".tar.gz").removesuffix(".tgz")
+    return f"dindkit-smoke:{stem.removeprefix('dindkit-smoke-')}"
+
+
+def mmdebstrap_command(rootfs_tar: Path, entrypoint_file: Path) -> list[str]:
+    removed = " ".join(f'"$1"/{path}' for path in REMOVED)
+    return [
+        "mmdebstrap",
+        "--variant=essential",
+        "--include=" + ",".join(PACKAGES),
+        *[f"--dpkgopt=path-exclude={path}" for path in PATH_EXCLUDES],
+        *[f"--dpkgopt=path-include={path}" for path in PATH_INCLUDES],
+        f"--customize-hook=upload {entrypoint_file} {ENTRYPOINT}",
+        f'--customize-hook=chmod 0755 "$1"{ENTRYPOINT}',
+        f"--customize-hook=rm -rf {removed}",
+        SUITE,
+        str(rootfs_tar),
+        MIRROR,
+    ]
+
+
+def build_smoke_image(force: bool = False, progress: Callable[[str], None] = click.echo) -> Path:
+    """Build the archive unless the cached one matches the recipe; returns its path.
+
+    Built in a temporary file beside the target under an exclusive lock, then renamed, so
+    concurrent builds wait for each other and nobody sees half an archive.
+    """
+    archive = smoke_image_archive()
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with open(archive.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if archive.exists() and not force:
+            return archive
+        if shutil.which("mmdebstrap") is None:
+            raise click.ClickException(
+                "mmdebstrap is missing: install it (apt-get install mmdebstrap)"
+            )
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".build-") as work:
+            entrypoint = Path(work) / "dockerd-entrypoint.sh"
+            entrypoint.write_text(entrypoint_script())
+            rootfs = Path(work) / "rootfs.tar"
+            progress(f"Building the smoke image root filesystem ({SUITE}, {', '.join(PACKAGES)})")
+            subprocess.run(mmdebstrap_command(rootfs, entrypoint), check=True)
+            progress(f"Compressing {rootfs.stat().st_size / 2**20:.0f} MiB root filesystem")
+            partial = Path(work) / archive.name
+            with open(partial, "wb") as out:
+                subprocess.run(["gzip", "-6", "-n", "-c", str(rootfs)], stdout=out, check=True)
+            os.replace(partial, archive)
+        progress(
+            f"Built {archive} ({archive.stat().st_size / 2**20:.1f} MiB) "
+            f"in {time.monotonic() - started:.0f} s; tag it loads as: {image_tag(archive)}"
+        )
+        return archive
+
+
+@click.group()
+def images() -> None:
+    """Build the registry-free smoke image from Debian packages."""
+
+
+@images.command()
+@click.option("--force", is_flag=True, help="Rebuild even when the cached archive matches.")
+def build(force: bool) -> None:
+    """Build (or reuse) the cached smoke image archive and print its path."""
+    archive = build_smoke_image(force=force)
+    click.echo(f"{archive} ({archive.stat().st_size / 2**20:.1f} MiB, tag {image_tag(archive)})")
+
+
+@images.command()
+def path() -> None:
+    """Print where the archive of the current recipe lives (built or not)."""
+    click.echo(smoke_image_archive())
