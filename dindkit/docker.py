@@ -1,0 +1,251 @@
+"""Docker Engine: packages, daemon.json, socket permissions through systemd, legacy hacks gone.
+
+``install_docker()`` is the deploy (``deploys/docker.py`` calls it; ``install_sysbox`` starts with
+it). Settings: ``dindkit.settings.docker``. Facts read here, at plan time, are the ones a run
+does not change (distribution, architecture, Docker from snap); everything mutable is decided
+inside the operations of ``dindkit.operations.docker``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import DeployError, deploy
+from pyinfra.facts.deb import DebArch
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.facts.snap import SnapPackages
+from pyinfra.operations import apt, files, systemd
+from pyinfra.operations.util import any_changed
+
+from dindkit.operations import docker as docker_ops
+from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.templating import render_io
+
+SOURCES_FILE = "/etc/apt/sources.list.d/docker.sources"
+STALE_SOURCES_LIST = "/etc/apt/sources.list.d/docker.list"
+KEYRING = "/etc/apt/keyrings/docker.asc"
+SOCKET_DROP_IN = "/etc/systemd/system/docker.socket.d/10-dindkit.conf"
+
+DOCKER_CE_PACKAGES = (
+    "docker-ce",
+    "docker-ce-cli",
+    "containerd.io",
+    "docker-buildx-plugin",
+    "docker-compose-plugin",
+)
+DOCKER_CE_EXTRAS = ("docker-ce-rootless-extras",)
+DISTRO_PACKAGES = ("docker.io",)
+# Packages that clash with Docker's own (Docker's install docs list them).
+CONFLICTING_WITH_DOCKER_CE = (
+    "docker.io",
+    "docker-doc",
+    "docker-compose",
+    "podman-docker",
+    "containerd",
+    "runc",
+)
+# Docker's repository ships these architectures.
+DOCKER_CE_ARCHITECTURES = ("amd64", "arm64", "armhf", "ppc64el", "s390x")
+
+
+@dataclass(frozen=True)
+class Platform:
+    distro: str  # os-release ID, also the repository path: <base>/<distro>
+    version: str  # os-release VERSION_ID
+    codename: str  # the repository suite
+    arch: str = ""  # dpkg architecture
+
+
+# What dindkit supports, keyed by os-release (ID, VERSION_ID).
+SUPPORTED: dict[tuple[str, str], Platform] = {
+    ("debian", "12"): Platform("debian", "12", "bookworm"),
+    ("debian", "13"): Platform("debian", "13", "trixie"),
+    ("ubuntu", "22.04"): Platform("ubuntu", "22.04", "jammy"),
+    ("ubuntu", "24.04"): Platform("ubuntu", "24.04", "noble"),
+}
+
+
+def supported_names() -> str:
+    return ", ".join(f"{p.distro.capitalize()} {p.version}" for p in SUPPORTED.values())
+
+
+def detect_platform(release: dict[str, Any], arch: str | None, snaps: list[str]) -> Platform:
+    """The supported platform described by these facts, or a DeployError saying what was found."""
+    meta = release.get("release_meta") or {}
+    key = (str(meta.get("ID", "")).lower(), str(meta.get("VERSION_ID", "")))
+    found = release.get("name") or key[0] or "an unknown system"
+    if key not in SUPPORTED:
+        raise DeployError(
+            f"dindkit's docker deploy supports {supported_names()}; this host runs {found} "
+            f"{key[1] or '(no VERSION_ID in /etc/os-release)'}"
+        )
+    if "docker" in snaps:
+        raise DeployError(
+            "Docker is installed from snap on this host; its socket, daemon.json and service "
+            "are confined and managed by snapd, which dindkit does not support. Remove it first "
+            "(snap remove docker) and re-run"
+        )
+    return Platform(**{**SUPPORTED[key].__dict__, "arch": arch or ""})
+
+
+def docker_ce_version(version: str, platform: Platform) -> str:
+    """Docker's apt version string for a release number (27.3.1), as its install docs pin it."""
+    if ":" in version or "-" in version:
+        return version  # already a full apt version
+    return f"5:{version}-1~{platform.distro}.{platform.version}~{platform.codename}"
+
+
+def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
+    if platform.arch not in DOCKER_CE_ARCHITECTURES:
+        raise DeployError(
+            f"Docker's apt repository has no packages for {platform.arch}; it ships "
+            f"{', '.join(DOCKER_CE_ARCHITECTURES)}. Use docker_source=distro"
+        )
+    docker_ops.apt_packages(
+        name="Remove packages that conflict with Docker's own",
+        packages=CONFLICTING_WITH_DOCKER_CE,
+        present=False,
+    )
+    stale = files.file(
+        name="Remove a stale docker.list that would clash with docker.sources",
+        path=STALE_SOURCES_LIST,
+        present=False,
+    )
+    docker_ops.apt_packages(
+        name="Install what fetching and checking the repository key needs",
+        packages=["ca-certificates", "curl", "gnupg"],
+    )
+    repo = f"{values['docker_apt_repo_base']}/{platform.distro}"
+    key = docker_ops.apt_key(
+        name="Install Docker's repository key after checking its fingerprint",
+        url=f"{repo}/gpg",
+        fingerprint=values["docker_apt_key_fingerprint"],
+        dest=KEYRING,
+    )
+    sources = files.put(
+        name="Add Docker's apt repository",
+        src=render_io(
+            "etc/apt/sources.list.d/docker.sources.j2",
+            uri=repo,
+            suite=platform.codename,
+            arch=platform.arch,
+            keyring=KEYRING,
+        ),
+        dest=SOURCES_FILE,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    apt.update(
+        name="Refresh apt's lists after the repository changed",
+        _if=any_changed(stale, key, sources),
+    )
+    packages = list(DOCKER_CE_PACKAGES)
+    if values["docker_version"]:
+        pin = docker_ce_version(values["docker_version"], platform)
+        packages = [f"{name}={pin}" if name.startswith("docker-ce") else name for name in packages]
+    docker_ops.apt_packages(
+        name="Install Docker Engine from Docker's repository",
+        packages=packages,
+    )
+
+
+def _distro() -> None:
+    docker_ops.apt_packages(
+        name="Remove Docker's own packages (docker_source=distro)",
+        packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
+        present=False,
+    )
+    files.file(
+        name="Remove Docker's repository (docker_source=distro)",
+        path=SOURCES_FILE,
+        present=False,
+    )
+    docker_ops.apt_packages(
+        name="Install Docker Engine from the distribution (docker.io)",
+        packages=DISTRO_PACKAGES,
+    )
+
+
+@deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
+def install_docker() -> None:
+    """
+    Install Docker Engine and give /run/docker.sock the permissions the settings ask for.
+
+    Settings (``dindkit.settings.docker``) are validated before any fact is read.
+    """
+    values = DOCKER_SETTINGS.validate(host.data)
+    platform = detect_platform(
+        dict(host.get_fact(LinuxDistribution)),  # type: ignore[arg-type]
+        host.get_fact(DebArch),
+        host.get_fact(SnapPackages),
+    )
+    group = values["docker_socket_group"]
+
+    # The group first: the packages' scripts keep an existing group, and docker.socket fails
+    # with status=216/GROUP if its SocketGroup does not exist.
+    group_op = docker_ops.socket_group(
+        name=f"Create the socket group {group}",
+        group=group,
+        gid=values["docker_socket_gid"],
+    )
+    if values["docker_source"] == "docker-ce":
+        _docker_ce(values, platform)
+    else:
+        _distro()
+
+    hacks = docker_ops.remove_legacy_socket_hacks(
+        name="Remove chmod/chown docker.sock hacks (rc.local, crontabs, units)",
+    )
+    daemon = docker_ops.daemon_json(
+        name="Merge dindkit's options into /etc/docker/daemon.json",
+        set_keys=values["docker_daemon_options"],
+    )
+    drop_in = files.put(
+        name="Set the socket's mode and group in a docker.socket drop-in",
+        src=render_io(
+            "etc/systemd/system/docker.socket.d/10-dindkit.conf.j2",
+            socket_mode=values["docker_socket_mode"],
+            socket_group=group,
+        ),
+        dest=SOCKET_DROP_IN,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    systemd.daemon_reload(
+        name="Reload systemd units after the drop-in changed",
+        _if=drop_in.did_change,
+    )
+    socket_changed = any_changed(drop_in, group_op, hacks)
+    docker_ops.restart_docker(
+        name="Restart docker.socket and docker.service for the new socket permissions",
+        socket=True,
+        wait_seconds=values["docker_daemon_wait_seconds"],
+        _if=socket_changed,
+    )
+    docker_ops.restart_docker(
+        name="Restart docker.service for the new daemon.json",
+        wait_seconds=values["docker_daemon_wait_seconds"],
+        _if=lambda: daemon.did_change() and not socket_changed(),
+    )
+    systemd.service(
+        name="Enable and start docker.socket",
+        service="docker.socket",
+        running=True,
+        enabled=True,
+    )
+    systemd.service(
+        name="Enable and start docker.service",
+        service="docker.service",
+        running=True,
+        enabled=True,
+    )
+    if values["docker_users"]:
+        docker_ops.group_members(
+            name=f"Add docker_users to {group}",
+            group=group,
+            users=values["docker_users"],
+        )

@@ -1,0 +1,1 @@
+"""dindkit's own pyinfra facts, one module per capability (``dindkit.facts.docker``, ...)."""

@@ -1,0 +1,1 @@
+"""dindkit's own pyinfra operations, one module per capability (``dindkit.operations.docker``)."""
