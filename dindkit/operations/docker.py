@@ -80,10 +80,12 @@ def daemon_json(
     remove_keys = list(remove_keys)
     current = host.get_fact(DaemonJson, path=path)
     merged = merge_daemon_options(current, set_keys, remove_keys)
-    if merged == (current or {}) and (current is not None or not merged):
+    if current is None and not merged:
+        host.noop(f"{path} is absent and there is nothing to set")
+        return
+    if merged == current:
+        # Same content (formatting aside): leave the file alone, only its owner and mode.
         yield from files.file._inner(path=path, user="root", group="root", mode="644", touch=False)
-        if current is None:
-            host.noop(f"{path} is absent and there is nothing to set")
         return
     yield from files.put._inner(
         src=render_io(DAEMON_JSON_TEMPLATE, options=merged),

@@ -141,10 +141,14 @@ def test_operation(operation: str, case_path: Path) -> None:
     host = FakeHost(case.get("facts", {}), case.get("data", {}), state)
     exception = case.get("exception")
 
+    # Timestamps (backup names) are fixed, as in pyinfra's own cases.
+    module = importlib.import_module(op.__module__)
+    stamp = {"new": lambda: "a-timestamp"}
     with (
         ctx_state.use(state),
         ctx_host.use(host),
-        patch("pyinfra.operations.files.get_timestamp", lambda: "a-timestamp"),
+        patch("pyinfra.operations.files.get_timestamp", **stamp),
+        patch.object(module, "get_timestamp", **stamp, create=True),
     ):
         try:
             commands = [
