@@ -78,20 +78,23 @@ def bootstrap() -> None:
     from dindkit.smoke.deploy import run_smoke_tests
     from dindkit.sysbox import install_sysbox, unavailable_reason
 
+    # Sysbox's verdict comes from facts that no step changes (distribution, kernel, PID 1,
+    # architecture, package source): decide first, so sysbox_required stops a host before
+    # anything is installed on it.
+    sysbox_skipped = None
+    if values["sysbox_state"] == "present":
+        sysbox_skipped = sysbox_decision(unavailable_reason(), values["sysbox_required"])
+
     _base_packages(values["bootstrap_base_packages"])
     if values["bootstrap_time_sync"]:
         _time_sync()
 
     install_docker()
 
-    if values["sysbox_state"] == "absent":
-        install_sysbox()
+    if sysbox_skipped is None:
+        install_sysbox()  # also the removal, with sysbox_state: absent
     else:
-        skipped = sysbox_decision(unavailable_reason(), values["sysbox_required"])
-        if skipped is None:
-            install_sysbox()
-        else:
-            logger.warning(f"{host.name}: Sysbox not installed: {skipped}")
+        logger.warning(f"{host.name}: Sysbox skipped: {sysbox_skipped}")
 
     if values["smoke_enabled"]:
         run_smoke_tests()

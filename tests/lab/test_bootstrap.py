@@ -1,0 +1,79 @@
+"""The bootstrap deploy on a bookworm lab VM: converges, then reruns change only the smoke tests.
+
+Runs after the other lab modules on the shared bookworm VM (Docker is then already there; the
+bootstrap must converge either way). The lab reaches no NTP server, so time sync stays off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dindkit.bootstrap import bootstrap
+
+pytestmark = pytest.mark.lab
+
+STARTING = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$")
+
+
+def changed_operations(output: str, host: str) -> list[str]:
+    """Names of the operations that reported "Success" (a change) on ``host``."""
+    changed: list[str] = []
+    current = None
+    for line in output.splitlines():
+        started = STARTING.match(line)
+        if started:
+            current = started["name"]
+        elif current and f"[{host}]" in line and "Success" in line:
+            changed.append(current)
+    return changed
+
+
+def test_changed_operations_parser() -> None:
+    output = (
+        "--> Starting operation: Bootstrap | Install the base packages \n"
+        "    [lab-x] No changes\n"
+        "--> Starting operation: Bootstrap | Smoke | Run DooD \n"
+        "    [lab-x] Success\n"
+    )
+    assert changed_operations(output, "lab-x") == ["Bootstrap | Smoke | Run DooD"]
+
+
+@pytest.fixture(scope="module")
+def vm(lab_vms: Any) -> Any:
+    return lab_vms("bookworm")
+
+
+def _data(report_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {"bootstrap_time_sync": False, "smoke_report_dir": str(report_dir), **extra}
+
+
+def test_bootstrap_converges_and_reruns_only_the_smoke_tests(vm: Any, tmp_path: Path) -> None:
+    run_smoke_tests = importlib.import_module("dindkit.smoke.deploy").run_smoke_tests
+
+    first = vm.deploy("bootstrap", data=_data(tmp_path / "first"))
+    assert first.returncode == 0, first.output[-3000:]
+    report = json.loads((tmp_path / "first" / "report.json").read_text())
+    (modes,) = (entry["modes"] for entry in report["hosts"].values())
+    assert modes["dood"]["status"] == "passed", modes["dood"]
+    assert modes["dind"]["status"] == "passed", modes["dind"]
+    assert modes["sysbox"]["status"] == "skipped" and modes["sysbox"]["reason"], modes["sysbox"]
+
+    second = vm.deploy("bootstrap", data=_data(tmp_path / "second"))
+    assert second.returncode == 0, second.output[-3000:]
+    smoke = f"{bootstrap.deploy_name} | {run_smoke_tests.deploy_name} | "
+    changed = changed_operations(second.output, vm.host)
+    assert changed, "the smoke tests run every time: some of their operations must change"
+    assert [name for name in changed if not name.startswith(smoke)] == []
+    assert "apt-get update" not in second.output
+
+
+def test_without_smoke_a_rerun_changes_nothing(vm: Any, tmp_path: Path) -> None:
+    run = vm.deploy("bootstrap", data=_data(tmp_path, smoke_enabled=False))
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.changed_operations == 0, changed_operations(run.output, vm.host)
