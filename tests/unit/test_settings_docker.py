@@ -21,7 +21,18 @@ BAD = [
     ({"docker_daemon_options": "live-restore"}, "allowed: a mapping"),
     ({"docker_daemon_wait_seconds": 0}, "from 5 to 600"),
     ({"docker_apt_repo_base": "ftp://x"}, "an http:// or https:// URL"),
+    ({"docker_version": "latest"}, "docker_version='latest': allowed: a version such as 27.3.1"),
+    ({"docker_apt_key_fingerprint": "9DC8 5822"}, "40 uppercase hexadecimal digits"),
+    ({"docker_apt_key_fingerprint": "9dc858229fc7dd38854ae2d88d81803c0ebfcd88"}, "uppercase"),
+    ({"docker_daemon_wait_seconds": "soon"}, "docker_daemon_wait_seconds='soon'"),
+    ({"docker_socket_gid": 70000}, "from 0 to 65533"),
+    ({"docker_users": "root,Bad User"}, "docker_users='root,Bad User'"),
 ]
+
+
+def test_every_setting_has_a_bad_case() -> None:
+    covered = {key for data, _ in BAD for key in data}
+    assert covered == {setting.name for setting in DOCKER_SETTINGS.settings}
 
 
 @pytest.mark.parametrize(("data", "message"), BAD, ids=[str(d) for d, _ in BAD])
