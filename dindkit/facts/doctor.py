@@ -1,0 +1,99 @@
+"""Facts only ``dindkit doctor`` reads: how a host's Docker is set up, read without changing it."""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+
+
+def _first_line(output: list[str]) -> str | None:
+    return next((line.strip() for line in output if line.strip()), None)
+
+
+class CgroupVersion(FactBase[int | None]):
+    """1 or 2, from the filesystem type mounted at /sys/fs/cgroup."""
+
+    def command(self) -> str:
+        return "stat -fc %T /sys/fs/cgroup/ 2>/dev/null || true"
+
+    @staticmethod
+    def default() -> int | None:
+        return None
+
+    def process(self, output: list[str]) -> int | None:
+        kind = _first_line(output)
+        if kind == "cgroup2fs":
+            return 2
+        return 1 if kind == "tmpfs" else None
+
+
+class IptablesBackend(FactBase[str | None]):
+    """``nf_tables`` or ``legacy`` (from ``iptables --version``), None without iptables."""
+
+    def command(self) -> str:
+        return "iptables --version 2>/dev/null || true"
+
+    @staticmethod
+    def default() -> str | None:
+        return None
+
+    def process(self, output: list[str]) -> str | None:
+        line = _first_line(output) or ""
+        if "nf_tables" in line:
+            return "nf_tables"
+        if "legacy" in line:
+            return "legacy"
+        return line or None
+
+
+class DockerPackages(FactBase[list[str]]):
+    """Which Docker Engine packages dpkg has installed (docker-ce, docker.io, moby-engine)."""
+
+    def command(self) -> str:
+        return (
+            "dpkg-query -W -f='${Package} ${Status}\\n' docker-ce docker.io moby-engine "
+            "2>/dev/null || true"
+        )
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def process(self, output: list[str]) -> list[str]:
+        return [
+            line.split()[0]
+            for line in output
+            if line.strip()
+            and line.strip().endswith(" installed")
+            and not line.strip().endswith("not-installed")
+        ]
+
+
+class DockerStorageDriver(FactBase[str | None]):
+    """The running daemon's storage driver (overlay2, vfs, ...), None without a daemon."""
+
+    def command(self) -> str:
+        return "docker info --format '{{.Driver}}' 2>/dev/null || true"
+
+    @staticmethod
+    def default() -> str | None:
+        return None
+
+    def process(self, output: list[str]) -> str | None:
+        return _first_line(output)
+
+
+class DockerSocket(FactBase[dict[str, str] | None]):
+    """Owner, group and octal mode of /run/docker.sock, None when it does not exist."""
+
+    def command(self) -> str:
+        return "stat -Lc '%U %G %a' /run/docker.sock 2>/dev/null || true"
+
+    @staticmethod
+    def default() -> dict[str, str] | None:
+        return None
+
+    def process(self, output: list[str]) -> dict[str, str] | None:
+        parts = (_first_line(output) or "").split()
+        if len(parts) != 3:
+            return None
+        return {"owner": parts[0], "group": parts[1], "mode": parts[2].zfill(4)}
