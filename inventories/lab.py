@@ -1,0 +1,40 @@
+"""pyinfra inventory of the running lab VMs (``dindkit lab up``); see README, "Lab".
+
+    pyinfra -y inventories/lab.py deploys/bootstrap.py --limit lab-default
+
+Hosts are named ``lab-<name>`` and grouped by distribution (bookworm, trixie); all of them are
+in the group ``lab``. They are throwaway VMs reached on a forwarded port of 127.0.0.1 as root
+with the lab's own key, without host key checks. This file is the only place where the lab
+meets the deploys: lab hosts install the distribution's docker.io (no Docker repository is
+reachable from a lab), Sysbox only from an offline package, and load the smoke image from the
+local archive instead of pulling it.
+"""
+
+from dindkit.images import smoke_image_archive
+from dindkit.lab import list_labs
+
+
+def _host(lab):
+    return (
+        lab.host,
+        {
+            "ssh_hostname": "127.0.0.1",
+            "ssh_port": lab.ssh_port,
+            "ssh_user": "root",
+            "ssh_key": str(lab.key_path),
+            "ssh_strict_host_key_checking": "off",
+            "ssh_known_hosts_file": "/dev/null",
+            "lab_name": lab.name,
+            "lab_distro": lab.distro,
+            "docker_source": "distro",
+            "sysbox_offline": True,
+            "smoke_image_archive": str(smoke_image_archive()),
+        },
+    )
+
+
+_running = [lab for lab in list_labs() if lab.running]
+
+lab = [_host(each) for each in _running]
+bookworm = [_host(each) for each in _running if each.distro == "bookworm"]
+trixie = [_host(each) for each in _running if each.distro == "trixie"]

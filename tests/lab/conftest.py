@@ -1,0 +1,179 @@
+"""Lab VMs for the tests in tests/lab/ (marker ``lab``).
+
+``lab_vms("bookworm")`` boots, once per session, a lab named
+``$DINDKIT_TEST_PREFIX-bookworm`` (prefix ``test`` by default) and returns a :class:`LabVM`;
+every module of the session shares it. Every lab the session touched is taken down at the end,
+even when tests fail: no qemu process, no overlay left. Set ``DINDKIT_TEST_KEEP_LABS=1`` to keep
+them running between sessions while you work on the tests.
+
+VM size: ``DINDKIT_TEST_CPUS`` (default 2) and ``DINDKIT_TEST_MEMORY`` MiB (default 3072).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import dindkit.lab
+from dindkit.lab.pyinfra_output import changed_operations
+from dindkit.paths import deploy_file, inventory_file
+from dindkit.runner import pyinfra_command
+
+PREFIX = os.environ.get("DINDKIT_TEST_PREFIX", "test")
+CPUS = int(os.environ.get("DINDKIT_TEST_CPUS", "2"))
+MEMORY = int(os.environ.get("DINDKIT_TEST_MEMORY", "3072"))
+KEEP = os.environ.get("DINDKIT_TEST_KEEP_LABS") == "1"
+REBOOT_TIMEOUT = 600.0
+
+
+def lab_name(distro: str) -> str:
+    return f"{PREFIX}-{distro}"
+
+
+@dataclass
+class DeployRun:
+    """One ``pyinfra`` run on one lab host."""
+
+    host: str
+    returncode: int
+    output: str
+
+    @property
+    def changed_operations(self) -> int:
+        """Operations that reported a change on the host (0: a no-op run)."""
+        return changed_operations(self.output, self.host)
+
+
+class LabVM:
+    """A running lab VM, seen from the tests."""
+
+    def __init__(self, lab: dindkit.lab.Lab) -> None:
+        self.lab = lab
+        self.name = lab.name
+        self.host = lab.host
+        self.distro = lab.distro
+
+    def __repr__(self) -> str:
+        return f"LabVM({self.name!r}, {self.distro}, port {self.lab.ssh_port})"
+
+    def ssh(
+        self, cmd: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a shell command as root in the VM."""
+        result = subprocess.run(
+            self.lab.ssh_command(cmd),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{self.host}: `{cmd}` exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def deploy(
+        self, capability: str, data: Mapping[str, Any] | None = None, check: bool = True
+    ) -> DeployRun:
+        """``pyinfra -y inventories/lab.py deploys/<capability>.py --limit <host>``.
+
+        The output is captured for the run's result and echoed as it comes (``pytest -s``).
+        """
+        command = pyinfra_command(
+            inventory_file("lab"),
+            deploy_file(capability),
+            data,
+            extra=["--limit", self.host],
+        )
+        print(f"$ {' '.join(command)}", flush=True)
+        lines: list[str] = []
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                sys.stdout.write(line)
+                lines.append(line)
+        run = DeployRun(self.host, process.returncode, "".join(lines))
+        if check and run.returncode != 0:
+            tail = "".join(lines[-40:])
+            raise AssertionError(
+                f"deploys/{capability}.py failed on {self.host} (exit {run.returncode}):\n{tail}"
+            )
+        return run
+
+    def boot_id(self) -> str:
+        return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+    def reboot(self, timeout: float = REBOOT_TIMEOUT) -> None:
+        """Reboot the guest and wait until SSH answers from the new boot."""
+        before = self.boot_id()
+        self.ssh("systemctl reboot", check=False, timeout=30)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(3)
+            try:
+                result = self.ssh("cat /proc/sys/kernel/random/boot_id", check=False, timeout=30)
+            except subprocess.TimeoutExpired:
+                continue
+            if result.returncode == 0 and result.stdout.strip() not in ("", before):
+                return
+            if not self.lab.running:
+                raise AssertionError(f"{self.name}: qemu exited during the reboot")
+        raise AssertionError(f"{self.name}: no SSH from a new boot within {timeout:.0f}s")
+
+
+def _take_down(names: list[str]) -> None:
+    for name in names:
+        try:
+            dindkit.lab.down(name)
+        except Exception as error:  # keep taking the others down
+            print(f"could not take down lab {name}: {error}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def lab_vms() -> Iterator[Callable[[str], LabVM]]:
+    """Factory: ``lab_vms(distro) -> LabVM``, one VM per distro per session."""
+    booted: dict[str, LabVM] = {}
+    failed: dict[str, str] = {}
+    touched: list[str] = []
+
+    def teardown() -> None:
+        if not KEEP:
+            _take_down(touched)
+            touched.clear()
+
+    # Also on an interpreter exit that skips fixture finalization.
+    atexit.register(teardown)
+
+    def factory(distro: str) -> LabVM:
+        if distro in failed:  # do not pay for a failing boot once per test
+            pytest.fail(
+                f"the {distro} lab VM did not boot earlier in this session: {failed[distro]}"
+            )
+        if distro not in booted:
+            name = lab_name(distro)
+            touched.append(name)
+            try:
+                lab = dindkit.lab.up(name, distro, memory=MEMORY, cpus=CPUS)
+            except Exception as error:
+                failed[distro] = str(error)
+                raise
+            booted[distro] = LabVM(lab)
+        return booted[distro]
+
+    try:
+        yield factory
+    finally:
+        teardown()
+        atexit.unregister(teardown)
