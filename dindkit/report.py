@@ -1,0 +1,226 @@
+"""The smoke report: per host and mode a status, a reason, seconds and the checks.
+
+Each host's results are written to ``DIR/hosts/<host>.json`` as soon as its smoke tests end,
+together with the run id; ``DIR/report.json`` and ``DIR/junit.xml`` are then rebuilt from every
+host file of the same run, so the last host to finish completes the report and a report never
+mixes runs (files of another run are removed first).
+
+report.json::
+
+    {"hosts": {HOST: {"modes": {MODE: {"status": "passed|failed|skipped", "reason": str,
+     "seconds": float, "checks": [{"name": str, "status": str, "detail": str}]}}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("passed", "failed", "skipped")
+HOSTS_DIR = "hosts"
+REPORT_JSON = "report.json"
+JUNIT_XML = "junit.xml"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str = ""
+
+
+@dataclass
+class ModeResult:
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class HostResult:
+    modes: dict[str, ModeResult] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(mode.status == "failed" for mode in self.modes.values())
+
+
+@dataclass
+class Report:
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(host.failed for host in self.hosts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hosts": {name: asdict(host) for name, host in sorted(self.hosts.items())}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return cls({name: host_from_dict(host) for name, host in data["hosts"].items()})
+
+
+def host_from_dict(data: dict[str, Any]) -> HostResult:
+    return HostResult(
+        {
+            name: ModeResult(
+                status=mode["status"],
+                reason=mode.get("reason", ""),
+                seconds=float(mode.get("seconds", 0.0)),
+                checks=[Check(**check) for check in mode.get("checks", [])],
+            )
+            for name, mode in data["modes"].items()
+        }
+    )
+
+
+# Files ---------------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as out:
+        out.write(text)
+    os.replace(out.name, path)
+
+
+def _host_file_name(host: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in host) + ".json"
+
+
+def clear_other_runs(report_dir: str | Path, run_id: str) -> None:
+    """Remove host results of any other run, and the report built from them."""
+    report_dir = Path(report_dir)
+    hosts = report_dir / HOSTS_DIR
+    for path in hosts.glob("*.json") if hosts.is_dir() else ():
+        try:
+            other = json.loads(path.read_text()).get("run_id")
+        except (OSError, ValueError):
+            other = None
+        if other != run_id:
+            path.unlink(missing_ok=True)
+    for name in (REPORT_JSON, JUNIT_XML):
+        path = report_dir / name
+        if path.exists() and report_run(report_dir) != run_id:
+            path.unlink()
+
+
+def report_run(report_dir: str | Path) -> str | None:
+    """The run id the report in DIR belongs to."""
+    marker = Path(report_dir) / HOSTS_DIR / ".run"
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def write_host(report_dir: str | Path, run_id: str, host: str, result: HostResult) -> Report:
+    """Store one host's results and rebuild report.json and junit.xml for this run."""
+    report_dir = Path(report_dir)
+    clear_other_runs(report_dir, run_id)
+    payload = {"run_id": run_id, "host": host, **asdict(result)}
+    _write_atomic(report_dir / HOSTS_DIR / _host_file_name(host), json.dumps(payload, indent=2))
+    _write_atomic(report_dir / HOSTS_DIR / ".run", run_id + "\n")
+    report = Report()
+    for path in sorted((report_dir / HOSTS_DIR).glob("*.json")):
+        data = json.loads(path.read_text())
+        if data.get("run_id") == run_id:
+            report.hosts[data["host"]] = host_from_dict(data)
+    write_report(report_dir, report)
+    return report
+
+
+def write_report(report_dir: str | Path, report: Report) -> None:
+    report_dir = Path(report_dir)
+    _write_atomic(report_dir / REPORT_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_atomic(report_dir / JUNIT_XML, to_junit(report))
+
+
+def read_report(report_dir: str | Path) -> Report | None:
+    """The report in DIR, or None when there is none (no host finished)."""
+    path = Path(report_dir) / REPORT_JSON
+    if not path.exists():
+        return None
+    return Report.from_dict(json.loads(path.read_text()))
+
+
+# JUnit ---------------------------------------------------------------------------------------
+
+
+def _checks_text(mode: ModeResult) -> str:
+    return "\n".join(
+        f"[{check.status}] {check.name}"
+        + (f"\n  {check.detail.replace(chr(10), chr(10) + '  ')}" if check.detail else "")
+        for check in mode.checks
+    )
+
+
+def to_junit(report: Report) -> str:
+    """One testsuite per host, one testcase per mode (classname ``dindkit.smoke.<host>``)."""
+    suites = ET.Element("testsuites", name="dindkit smoke")
+    for host_name, host in sorted(report.hosts.items()):
+        modes = host.modes
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=host_name,
+            tests=str(len(modes)),
+            failures=str(sum(mode.status == "failed" for mode in modes.values())),
+            errors="0",
+            skipped=str(sum(mode.status == "skipped" for mode in modes.values())),
+            time=f"{sum(mode.seconds for mode in modes.values()):.1f}",
+        )
+        for mode_name, mode in modes.items():
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"dindkit.smoke.{host_name}",
+                name=mode_name,
+                time=f"{mode.seconds:.1f}",
+            )
+            if mode.status == "failed":
+                failure = ET.SubElement(case, "failure", message=mode.reason or "failed")
+                failure.text = _checks_text(mode)
+            elif mode.status == "skipped":
+                ET.SubElement(case, "skipped", message=mode.reason or "skipped")
+            if mode.checks:
+                ET.SubElement(case, "system-out").text = _checks_text(mode)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# Table ---------------------------------------------------------------------------------------
+
+
+def format_table(report: Report) -> str:
+    """A plain-text table: host, mode, status, seconds, reason; failed checks underneath."""
+    rows = [("HOST", "MODE", "STATUS", "SECONDS", "REASON")]
+    notes: list[str] = []
+    for host_name, host in sorted(report.hosts.items()):
+        for mode_name, mode in host.modes.items():
+            reason = mode.reason.splitlines()[0] if mode.reason else ""
+            rows.append((host_name, mode_name, mode.status.upper(), f"{mode.seconds:.1f}", reason))
+            for check in mode.checks:
+                if check.status == "failed":
+                    notes.append(f"{host_name} {mode_name} {check.name}:")
+                    notes += [f"    {line}" for line in check.detail.splitlines()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in rows
+    ]
+    total = [mode for host in report.hosts.values() for mode in host.modes.values()]
+    counts = ", ".join(
+        f"{sum(mode.status == status for mode in total)} {status}" for status in STATUSES
+    )
+    lines = [line.rstrip() for line in lines]
+    lines.append(f"{counts} ({len(report.hosts)} host(s))")
+    if notes:
+        lines += ["", "Failed checks:", *notes]
+    return "\n".join(lines)

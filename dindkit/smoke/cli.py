@@ -1,0 +1,89 @@
+"""``dindkit smoke``: run deploys/smoke.py with pyinfra, then print the report's table.
+
+It runs pyinfra's own CLI (dindkit.runner), so ``dindkit smoke INV`` and
+``pyinfra INV deploys/smoke.py`` are the same run; this command only adds the table and an
+exit status that is non-zero when pyinfra failed or any mode failed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dindkit import paths
+from dindkit.report import format_table, read_report, report_run
+from dindkit.runner import run_pyinfra
+from dindkit.settings.smoke import SMOKE_MODES
+
+RUN_ID_ENV = "DINDKIT_SMOKE_RUN_ID"
+
+
+def run_and_report(
+    inventory: str | Path,
+    deploy: str | Path,
+    data: Mapping[str, Any] | None,
+    report_dir: str | Path,
+    limit: str | None = None,
+) -> int:
+    """Run a deploy that ends in the smoke tests, print the table; the exit status."""
+    report_dir = Path(report_dir)
+    run_id = secrets.token_hex(4)
+    all_data = {**(data or {}), "smoke_report_dir": str(report_dir)}
+    extra = ["--limit", limit] if limit else []
+    previous = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_id  # the deploy names objects and report files by it
+    try:
+        process = run_pyinfra(inventory, deploy, all_data, extra)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_ID_ENV, None)
+        else:
+            os.environ[RUN_ID_ENV] = previous
+    report = read_report(report_dir) if report_run(report_dir) == run_id else None
+    click.echo("")
+    if report is None or not report.hosts:
+        click.echo(f"No smoke report in {report_dir}: no host got to the end of its smoke tests.")
+        return process.returncode or 1
+    click.echo(format_table(report))
+    click.echo(f"Report: {report_dir / 'report.json'}, {report_dir / 'junit.xml'}")
+    if process.returncode:
+        return process.returncode
+    return 1 if report.failed else 0
+
+
+def _modes(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    chosen = [mode.strip() for mode in value.split(",") if mode.strip()]
+    unknown = [mode for mode in chosen if mode not in SMOKE_MODES]
+    if unknown or not chosen:
+        raise click.BadParameter(f"allowed: a comma-separated list of {', '.join(SMOKE_MODES)}")
+    return chosen
+
+
+@click.command()
+@click.argument("inventory")
+@click.option(
+    "--modes",
+    default=",".join(SMOKE_MODES),
+    show_default=True,
+    callback=_modes,
+    help="Modes to test, comma-separated.",
+)
+@click.option(
+    "--report-dir",
+    default="reports/latest",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where report.json and junit.xml go.",
+)
+@click.option("--limit", help="Only these hosts or groups (pyinfra --limit).")
+def smoke(inventory: str, modes: list[str], report_dir: str, limit: str | None) -> None:
+    """Smoke-test each Docker-in-Docker mode on INVENTORY's hosts (pyinfra deploys/smoke.py)."""
+    code = run_and_report(
+        inventory, paths.deploy_file("smoke"), {"smoke_modes": modes}, report_dir, limit
+    )
+    raise SystemExit(code)
