@@ -1,0 +1,109 @@
+"""The smoke report: report.json's exact structure, JUnit parsed back, runs never mixed."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from dindkit import report as r
+
+
+def host(*modes: tuple[str, str]) -> r.HostResult:
+    result = r.HostResult()
+    for name, status in modes:
+        checks = [] if status == "skipped" else [r.Check("first", status, "line 1\nline 2")]
+        result.modes[name] = r.ModeResult(status, f"{name} is {status}", 2.5, checks)
+    return result
+
+
+def validate_report_json(data: dict) -> None:
+    assert set(data) == {"hosts"}
+    for modes in data["hosts"].values():
+        assert set(modes) == {"modes"}
+        for mode in modes["modes"].values():
+            assert set(mode) == {"status", "reason", "seconds", "checks"}
+            assert mode["status"] in r.STATUSES
+            assert isinstance(mode["reason"], str)
+            assert isinstance(mode["seconds"], int | float)
+            for check in mode["checks"]:
+                assert set(check) == {"name", "status", "detail"}
+                assert check["status"] in r.STATUSES
+
+
+def test_hosts_complete_the_report_together(tmp_path):
+    r.write_host(tmp_path, "run1", "lab-a", host(("dood", "passed"), ("sysbox", "skipped")))
+    r.write_host(tmp_path, "run1", "lab-b", host(("dood", "failed"), ("dind", "passed")))
+    data = json.loads((tmp_path / "report.json").read_text())
+    validate_report_json(data)
+    assert sorted(data["hosts"]) == ["lab-a", "lab-b"]
+    assert data["hosts"]["lab-b"]["modes"]["dood"]["status"] == "failed"
+    assert data["hosts"]["lab-a"]["modes"]["dood"]["checks"][0] == {
+        "name": "first",
+        "status": "passed",
+        "detail": "line 1\nline 2",
+    }
+    report = r.read_report(tmp_path)
+    assert report is not None and report.failed
+
+
+def test_junit_has_one_testcase_per_host_and_mode(tmp_path):
+    r.write_host(tmp_path, "run1", "lab-a", host(("dood", "passed"), ("sysbox", "skipped")))
+    r.write_host(tmp_path, "run1", "lab-b", host(("dood", "failed"), ("dind", "passed")))
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    cases = root.findall("./testsuite/testcase")
+    assert sorted((c.get("classname"), c.get("name")) for c in cases) == [
+        ("dindkit.smoke.lab-a", "dood"),
+        ("dindkit.smoke.lab-a", "sysbox"),
+        ("dindkit.smoke.lab-b", "dind"),
+        ("dindkit.smoke.lab-b", "dood"),
+    ]
+    by_key = {(c.get("classname"), c.get("name")): c for c in cases}
+    skipped = by_key[("dindkit.smoke.lab-a", "sysbox")].find("skipped")
+    assert skipped is not None and skipped.get("message") == "sysbox is skipped"
+    failure = by_key[("dindkit.smoke.lab-b", "dood")].find("failure")
+    assert failure is not None and failure.get("message") == "dood is failed"
+    assert "[failed] first" in (failure.text or "")
+    assert by_key[("dindkit.smoke.lab-a", "dood")].find("failure") is None
+    suite_b = root.find("./testsuite[@name='lab-b']")
+    assert suite_b is not None
+    assert (suite_b.get("tests"), suite_b.get("failures"), suite_b.get("skipped")) == (
+        "2",
+        "1",
+        "0",
+    )
+    assert float(suite_b.get("time") or 0) == 5.0
+
+
+def test_a_new_run_never_shows_results_of_an_old_one(tmp_path):
+    r.write_host(tmp_path, "old", "lab-a", host(("dood", "failed")))
+    r.write_host(tmp_path, "old", "lab-b", host(("dood", "failed")))
+    r.clear_other_runs(tmp_path, "new")
+    assert r.read_report(tmp_path) is None
+    r.write_host(tmp_path, "new", "lab-a", host(("dood", "passed")))
+    report = r.read_report(tmp_path)
+    assert report is not None
+    assert list(report.hosts) == ["lab-a"] and not report.failed
+    assert r.report_run(tmp_path) == "new"
+
+
+def test_clear_keeps_the_current_run(tmp_path):
+    r.write_host(tmp_path, "run1", "lab-a", host(("dood", "passed")))
+    r.clear_other_runs(tmp_path, "run1")
+    assert r.read_report(tmp_path) is not None
+
+
+def test_table_lists_every_mode_and_the_failed_checks():
+    report = r.Report({"lab-a": host(("dood", "failed"), ("sysbox", "skipped"))})
+    table = r.format_table(report)
+    lines = table.splitlines()
+    assert lines[0].split() == ["HOST", "MODE", "STATUS", "SECONDS", "REASON"]
+    assert lines[1].split()[:4] == ["lab-a", "dood", "FAILED", "2.5"]
+    assert "sysbox is skipped" in lines[2]
+    assert "0 passed, 1 failed, 1 skipped (1 host(s))" in table
+    assert "lab-a dood first:" in table and "    line 2" in table
+
+
+def test_round_trip_through_dict():
+    report = r.Report({"h": host(("dind", "passed"))})
+    assert r.Report.from_dict(json.loads(json.dumps(report.to_dict()))) == report
