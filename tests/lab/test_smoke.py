@@ -1,0 +1,116 @@
+"""Smoke tests on lab VMs: dood and dind pass, sysbox is skipped with its reason, a second run
+leaves Docker's objects as they were, and a broken socket group fails dood with the cause.
+
+Each smoke run costs about a minute under TCG, so the module makes three per distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dindkit.paths import deploy_file, inventory_file
+
+pytestmark = pytest.mark.lab
+
+# What must be the same before and after smoke runs (only the cached base image may be new).
+INVENTORY_COMMANDS = (
+    "docker ps -a --format '{{.ID}} {{.Names}} {{.Status}}'",
+    "docker volume ls -q",
+    "docker network ls --format '{{.Name}}'",
+    "docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}'",
+)
+
+
+def docker_objects(vm: Any) -> str:
+    return "\n".join(vm.ssh(command).stdout for command in INVENTORY_COMMANDS)
+
+
+def smoke(vm: Any, report_dir: Path) -> tuple[int, str, dict[str, Any]]:
+    """``dindkit smoke inventories/lab.py --limit HOST``: exit code, output, report modes."""
+    process = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dindkit"),
+            "smoke",
+            str(inventory_file("lab")),
+            "--limit",
+            vm.host,
+            "--report-dir",
+            str(report_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    output = process.stdout + process.stderr
+    print(output)
+    report = json.loads((report_dir / "report.json").read_text())
+    return process.returncode, output, report["hosts"][vm.host]["modes"]
+
+
+@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+def vm(request: pytest.FixtureRequest, lab_vms: Any) -> Any:
+    vm = lab_vms(request.param)
+    vm.deploy("docker")
+    return vm
+
+
+def test_dood_and_dind_pass_sysbox_skipped_and_nothing_is_left(vm: Any, tmp_path: Path) -> None:
+    first_code, output, modes = smoke(vm, tmp_path / "first")
+    assert first_code == 0, output[-4000:]
+    assert modes["dood"]["status"] == "passed", modes["dood"]
+    assert modes["dind"]["status"] == "passed", modes["dind"]
+    assert modes["sysbox"]["status"] == "skipped", modes["sysbox"]
+    assert "sysbox-runc" in modes["sysbox"]["reason"]
+    assert "HOST" in output and "PASSED" in output  # the table
+
+    before = docker_objects(vm)
+    code, output, modes = smoke(vm, tmp_path / "second")
+    assert code == 0, output[-4000:]
+    assert {name: mode["status"] for name, mode in modes.items()} == {
+        "dood": "passed",
+        "dind": "passed",
+        "sysbox": "skipped",
+    }
+    assert docker_objects(vm) == before
+
+
+def test_socket_with_another_group_fails_dood_with_the_cause(vm: Any, tmp_path: Path) -> None:
+    vm.ssh("chgrp root /run/docker.sock")
+    try:
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyinfra",
+                "-y",
+                "--limit",
+                vm.host,
+                "--data",
+                f"smoke_report_dir={tmp_path}",
+                "--data",
+                "smoke_modes=dood",
+                str(inventory_file("lab")),
+                str(deploy_file("smoke")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+    finally:
+        vm.ssh("systemctl restart docker.socket docker")
+    assert process.returncode != 0, process.stdout[-3000:]
+    mode = json.loads((tmp_path / "report.json").read_text())["hosts"][vm.host]["modes"]["dood"]
+    assert mode["status"] == "failed", mode
+    socket_check = mode["checks"][0]
+    assert socket_check["name"] == "socket-group" and socket_check["status"] == "failed"
+    assert "group root" in socket_check["detail"] and "gid 0" in socket_check["detail"]
+    assert "socket-group" in mode["reason"]
+    vm.ssh("stat -c %G /run/docker.sock | grep -qx docker")
