@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 STATE_FILE = "lab.json"
@@ -139,10 +140,15 @@ class Lab:
 
     @classmethod
     def from_json(cls, text: str) -> Lab:
-        data = json.loads(text)
-        paths = {field.name for field in fields(cls) if field.type in ("Path", Path)}
+        data: dict[str, Any] = json.loads(text)
         known = {field.name for field in fields(cls)}
-        return cls(**{k: Path(v) if k in paths else v for k, v in data.items() if k in known})
+        values = {key: value for key, value in data.items() if key in known}
+        for key in PATH_FIELDS:
+            values[key] = Path(values[key])
+        return cls(**values)
+
+
+PATH_FIELDS = ("key_path", "overlay", "serial_log", "image")
 
 
 def save(lab: Lab) -> None:
