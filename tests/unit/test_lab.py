@@ -1,0 +1,263 @@
+"""The lab's pure parts: recipe hash, qemu command line, state file, accel choice, tools."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from dindkit.lab import image, state, tools, vm
+from dindkit.lab.state import Lab
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DINDKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def make_lab(tmp_path: Path, name: str = "lab1", accel: str = "tcg") -> Lab:
+    directory = tmp_path / "labs" / name
+    return Lab(
+        name=name,
+        distro="bookworm",
+        ssh_port=2222,
+        key_path=directory / "id_ed25519",
+        pid=None,
+        overlay=directory / "overlay.qcow2",
+        serial_log=directory / "serial.log",
+        image=tmp_path / "base.qcow2",
+        memory=2048,
+        cpus=1,
+        accel=accel,
+        started_at=0.0,
+    )
+
+
+# --- image recipe -------------------------------------------------------------------------
+
+
+def test_recipe_hash_is_stable_and_differs_per_distro() -> None:
+    assert image.recipe_hash(image.recipe("bookworm")) == image.recipe_hash(
+        image.recipe("bookworm")
+    )
+    assert image.recipe_hash(image.recipe("bookworm")) != image.recipe_hash(image.recipe("trixie"))
+
+
+def test_recipe_hash_follows_packages_files_and_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = image.recipe_hash(image.recipe("bookworm"))
+    monkeypatch.setattr(image, "PACKAGES", (*image.PACKAGES, "vim-tiny"))
+    with_package = image.recipe_hash(image.recipe("bookworm"))
+    monkeypatch.setattr(image, "RECIPE_VERSION", image.RECIPE_VERSION + 1)
+    with_version = image.recipe_hash(image.recipe("bookworm"))
+    monkeypatch.setattr(image, "NAMESERVER", "10.0.2.99")
+    with_file = image.recipe_hash(image.recipe("bookworm"))
+    assert len({before, with_package, with_version, with_file}) == 4
+
+
+def test_unknown_distro_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown distro 'sid'"):
+        image.recipe("sid")
+
+
+def test_image_is_cached_under_the_cache_dir(cache: Path) -> None:
+    found = image.image_for("trixie")
+    assert found.directory.parent == cache / "images"
+    assert found.directory.name.startswith("trixie-")
+    assert not found.exists()
+
+
+def test_guest_files_configure_network_dns_and_the_key_unit() -> None:
+    files = image.guest_files()
+    network = files["/etc/systemd/network/20-dindkit-lab.network"]
+    assert "Name=en* eth*" in network and "DHCP=ipv4" in network
+    assert files["/etc/resolv.conf"].strip().endswith("nameserver 10.0.2.3")
+    assert (
+        "ExecStart=/usr/local/sbin/dindkit-lab-init"
+        in files["/etc/systemd/system/dindkit-lab-init.service"]
+    )
+    assert "dindkit.authorized_key=" in files["/usr/local/sbin/dindkit-lab-init"]
+
+
+def test_mmdebstrap_command(tmp_path: Path) -> None:
+    command = image.mmdebstrap_command("trixie", tmp_path / "root", tmp_path / "files", True)
+    assert command[:4] == [
+        "mmdebstrap",
+        "--mode=unshare",
+        "--variant=minbase",
+        "--format=directory",
+    ]
+    include = next(arg for arg in command if arg.startswith("--include="))
+    assert "linux-image-cloud-amd64" in include and "openssh-server" in include
+    assert f"--customize-hook=sync-in {tmp_path / 'files'} /" in command
+    assert command[-4:] == [
+        str(tmp_path / "root"),
+        "deb http://deb.debian.org/debian trixie main",
+        "deb http://deb.debian.org/debian trixie-updates main",
+        "deb http://deb.debian.org/debian-security trixie-security main",
+    ]
+    root = image.mmdebstrap_command("bookworm", tmp_path / "r", tmp_path / "f", False)
+    assert root[1] == "--mode=root"
+
+
+# --- qemu --------------------------------------------------------------------------------
+
+
+def test_qemu_command_line(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path)
+    command = vm.qemu_command(
+        lab, Path("/k/vmlinuz"), Path("/k/initrd.img"), "ssh-ed25519 AAAA x\n", tmp_path / "pid"
+    )
+    text = " ".join(command)
+    assert command[0] == "qemu-system-x86_64"
+    assert command[command.index("-name") + 1] == "dindkit-lab-lab1"
+    assert "-accel tcg -cpu max" in text
+    assert "-m 2048 -smp 1" in text
+    assert "-kernel /k/vmlinuz -initrd /k/initrd.img" in text
+    assert f"file={lab.overlay},if=virtio,format=qcow2,cache=unsafe" in command
+    assert "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22" in command
+    assert command[command.index("-serial") + 1] == f"file:{lab.serial_log}"
+    assert "-daemonize" in command
+    append = command[command.index("-append") + 1].split()
+    assert {"root=/dev/vda", "rw", "console=ttyS0", "net.ifnames=0"} <= set(append)
+    assert "systemd.hostname=lab-lab1" in append
+    key = next(arg for arg in append if arg.startswith("dindkit.authorized_key="))
+    assert base64.b64decode(key.split("=", 1)[1]) == b"ssh-ed25519 AAAA x"
+
+
+def test_kvm_command_line(tmp_path: Path) -> None:
+    command = vm.qemu_command(
+        make_lab(tmp_path, accel="kvm"), Path("k"), Path("i"), "key", tmp_path / "pid"
+    )
+    assert "-accel kvm -cpu host" in " ".join(command)
+    with pytest.raises(ValueError):
+        vm.accel_arguments("hvf")
+
+
+def test_free_port_is_bindable() -> None:
+    port = vm.free_port()
+    assert 1024 <= port <= 65535
+
+
+# --- accelerator choice --------------------------------------------------------------------
+
+
+def test_explicit_accel_is_taken_as_is() -> None:
+    def never(_: Path) -> bool:
+        raise AssertionError("no probe for an explicit choice")
+
+    assert vm.choose_accel("tcg", Path("k"), probe=never) == "tcg"
+    assert vm.choose_accel("kvm", Path("k"), probe=never) == "kvm"
+    with pytest.raises(ValueError, match="unknown accelerator"):
+        vm.choose_accel("xen", Path("k"))
+
+
+def test_auto_without_kvm_device_is_tcg() -> None:
+    def never(_: Path) -> bool:
+        raise AssertionError("no probe without /dev/kvm")
+
+    assert vm.choose_accel("auto", Path("k"), probe=never, device_ok=lambda: False) == "tcg"
+
+
+@pytest.mark.parametrize(("works", "expected"), [(True, "kvm"), (False, "tcg")])
+def test_auto_probes_once_and_caches(works: bool, expected: str, cache: Path) -> None:
+    calls: list[Path] = []
+
+    def probe(kernel: Path) -> bool:
+        calls.append(kernel)
+        return works
+
+    messages: list[str] = []
+    for _ in range(2):
+        chosen = vm.choose_accel(
+            "auto", Path("k"), progress=messages.append, probe=probe, device_ok=lambda: True
+        )
+        assert chosen == expected
+    assert calls == [Path("k")]
+    assert (cache / "accel.json").is_file()
+    assert any(f"using {expected}" in message for message in messages)
+
+
+# --- waiting for SSH -----------------------------------------------------------------------
+
+
+def test_wait_for_ssh_gives_up_when_qemu_is_gone(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path)  # pid None: not running
+    with pytest.raises(vm.LabError, match="exited while booting"):
+        vm.wait_for_ssh(lab, timeout=5, answers=lambda _: False)
+
+
+def test_wait_for_ssh_returns_when_ssh_answers(tmp_path: Path) -> None:
+    assert vm.wait_for_ssh(make_lab(tmp_path), timeout=5, answers=lambda _: True) < 1
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+def test_state_round_trip_and_listing(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path)
+    lab.pid = 12345
+    state.save(lab)
+    loaded = state.load("lab1")
+    assert loaded == lab
+    assert isinstance(loaded.key_path, Path)
+    assert [each.name for each in state.all_labs()] == ["lab1"]
+    assert loaded.host == "lab-lab1"
+    state.forget("lab1")
+    assert state.load("lab1") is None
+
+
+def test_a_dead_or_foreign_pid_is_not_running(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path)
+    lab.pid = 1  # init: alive, but not this lab's qemu
+    assert not lab.running
+
+
+@pytest.mark.parametrize("name", ["lab1", "test-bookworm", "a"])
+def test_good_names(name: str) -> None:
+    assert state.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "Lab", "-x", "x-", "a_b", "a/b", "x" * 40])
+def test_bad_names(name: str) -> None:
+    with pytest.raises(ValueError, match="bad lab name"):
+        state.check_name(name)
+
+
+def test_ssh_command(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path)
+    command = lab.ssh_command("echo hi")
+    assert command[0] == "ssh" and command[-3:] == ["root@127.0.0.1", "--", "echo hi"]
+    assert command[command.index("-p") : command.index("-p") + 2] == ["-p", "2222"]
+    assert "UserKnownHostsFile=/dev/null" in command
+    assert lab.ssh_command(["echo", "a b"])[-1] == "echo 'a b'"
+    assert lab.ssh_command()[-1] == "root@127.0.0.1"
+
+
+# --- host tools ----------------------------------------------------------------------------
+
+
+def test_missing_tools_message_lists_tools_and_apt_command() -> None:
+    missing = tools.missing_tools(build=True, which=lambda tool, path=None: None)
+    assert set(missing) == {
+        "mkfs.ext4",
+        "mmdebstrap",
+        "qemu-img",
+        "qemu-system-x86_64",
+        "ssh",
+        "ssh-keygen",
+    }
+    message = tools.missing_tools_message(missing)
+    assert message.startswith("the lab needs these host tools, which are missing: mkfs.ext4, ")
+    assert message.endswith(
+        "sudo apt-get install -y e2fsprogs mmdebstrap openssh-client qemu-system-x86 qemu-utils"
+    )
+
+
+def test_present_tools_are_not_reported() -> None:
+    assert tools.missing_tools(build=True, which=lambda tool, path=None: f"/usr/bin/{tool}") == {}
+    only_qemu = tools.missing_tools(
+        which=lambda tool, path=None: None if tool == "qemu-img" else tool
+    )
+    assert only_qemu == {"qemu-img": "qemu-utils"}
