@@ -10,9 +10,11 @@ drives install, verification, a no-change rerun and removal.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from dindkit.sysbox import SYSBOX_DAEMON_ENTRIES
 pytestmark = pytest.mark.lab
 
 WRONG_SHA = "deadbeef" * 8
+DINDKIT = str(Path(sys.executable).parent / "dindkit")
 UNITS = ("sysbox-mgr", "sysbox-fs", "sysbox")
 POSTINST = """#!/bin/sh
 set -e
@@ -155,7 +158,7 @@ def test_stand_in_install_rerun_and_removal(vm, served) -> None:  # type: ignore
     deb = directory / "sysbox-ce-stand-in.deb"
     data = {
         "sysbox_package_url": f"{base}/{deb.name}",
-        "sysbox_package_sha256": __import__("hashlib").sha256(deb.read_bytes()).hexdigest(),
+        "sysbox_package_sha256": hashlib.sha256(deb.read_bytes()).hexdigest(),
     }
     vm.deploy("sysbox", data=data)
     assert "sysbox-runc" in vm.ssh("docker info --format '{{json .Runtimes}}'").stdout
@@ -182,7 +185,7 @@ def test_stand_in_install_rerun_and_removal(vm, served) -> None:  # type: ignore
 
 def test_doctor_prints_every_field(vm) -> None:  # type: ignore[no-untyped-def]
     result = subprocess.run(
-        ["dindkit", "doctor", str(inventory_file("lab")), "--limit", vm.host, "--json"],
+        [DINDKIT, "doctor", str(inventory_file("lab")), "--limit", vm.host, "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -199,7 +202,7 @@ def test_doctor_prints_every_field(vm) -> None:  # type: ignore[no-untyped-def]
     assert report["sysbox_ready"] is True
     assert report["legacy_socket_hacks"] == []
     table = subprocess.run(
-        ["dindkit", "doctor", str(inventory_file("lab")), "--limit", vm.host],
+        [DINDKIT, "doctor", str(inventory_file("lab")), "--limit", vm.host],
         capture_output=True,
         text=True,
         check=True,
