@@ -31,9 +31,10 @@ def test_demo_down_on_bookworm(tmp_path: Path) -> None:
     name = f"{PREFIX}-demo"
     report_dir = tmp_path / "report"
     try:
+        command = [DINDKIT, "demo", "--distro", "bookworm", "--name", name, "--down"]
+        command += ["--report-dir", str(report_dir), "--cpus", CPUS, "--memory", MEMORY]
         result = subprocess.run(
-            [DINDKIT, "demo", "--distro", "bookworm", "--name", name, "--down"]
-            + ["--report-dir", str(report_dir), "--cpus", CPUS, "--memory", MEMORY],
+            command,
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
