@@ -221,7 +221,10 @@ def ensure_image(distro: str, progress: Progress = print, force: bool = False) -
             progress(f"Reusing the cached {distro} image {image.directory} (built meanwhile)")
             return image
         started = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=f".build-{distro}-", dir=images_dir()))
+        prefix = f".build-{image.directory.name}-"
+        for stale in images_dir().glob(prefix + "*"):  # left by a killed build (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=prefix, dir=images_dir()))
         try:
             (work / "recipe.json").write_text(json.dumps(recipe(distro), indent=2) + "\n")
             _build(distro, work, progress)
