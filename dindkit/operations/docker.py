@@ -161,6 +161,22 @@ def group_members(group: str, users: Iterable[str]):
         yield f"gpasswd --add {shlex.quote(user)} {shlex.quote(group)}"
 
 
+def apt_key_command(url: str, fingerprint: str, dest: str) -> str:
+    """Shell command: download a key, refuse it unless its only primary key is ``fingerprint``."""
+    script = (
+        "set -e; tmp=$(mktemp); trap 'rm -f \"$tmp\"' EXIT; "
+        f'curl -fsSL --retry 3 -o "$tmp" {shlex.quote(url)}; '
+        'found=$(gpg --show-keys --with-colons "$tmp" 2>/dev/null'
+        ' | awk -F: \'$1 == "pub" {want = 1; next} want && $1 == "fpr" {print $10; want = 0}\''
+        " | tr '\\n' ' ' | sed 's/ $//'); "
+        f'if [ "$found" != {fingerprint} ]; then '
+        f"echo \"refusing the key from {url}: its fingerprint is '$found', expected "
+        f'{fingerprint}" >&2; exit 1; fi; '
+        f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest)}'
+    )
+    return f"sh -c {shlex.quote(script)}"
+
+
 @operation()
 def apt_key(url: str, fingerprint: str, dest: str):
     """
@@ -189,18 +205,7 @@ def apt_key(url: str, fingerprint: str, dest: str):
     if host.get_fact(AptKeyFingerprints, path=dest) == [fingerprint]:
         host.noop(f"{dest} holds the key {fingerprint}")
         return
-    script = (
-        "set -e; tmp=$(mktemp); trap 'rm -f \"$tmp\"' EXIT; "
-        f'curl -fsSL --retry 3 -o "$tmp" {shlex.quote(url)}; '
-        'found=$(gpg --show-keys --with-colons "$tmp" 2>/dev/null'
-        ' | awk -F: \'$1 == "pub" {want = 1; next} want && $1 == "fpr" {print $10; want = 0}\''
-        " | tr '\\n' ' ' | sed 's/ $//'); "
-        f'if [ "$found" != {fingerprint} ]; then '
-        f"echo \"refusing the key from {url}: its fingerprint is '$found', expected "
-        f'{fingerprint}" >&2; exit 1; fi; '
-        f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest)}'
-    )
-    yield f"sh -c {shlex.quote(script)}"
+    yield apt_key_command(url, fingerprint, dest)
 
 
 @operation()
