@@ -103,11 +103,6 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
             f"Docker's apt repository has no packages for {platform.arch}; it ships "
             f"{', '.join(DOCKER_CE_ARCHITECTURES)}. Use docker_source=distro"
         )
-    docker_ops.apt_packages(
-        name="Remove packages that conflict with Docker's own",
-        packages=CONFLICTING_WITH_DOCKER_CE,
-        present=False,
-    )
     stale = files.file(
         name="Remove a stale docker.list that would clash with docker.sources",
         path=STALE_SOURCES_LIST,
@@ -141,6 +136,12 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
     apt.update(
         name="Refresh apt's lists after the repository changed",
         _if=any_changed(stale, key, sources),
+    )
+    # Only now, with a trusted repository in place, remove what clashes with its packages.
+    docker_ops.apt_packages(
+        name="Remove packages that conflict with Docker's own",
+        packages=CONFLICTING_WITH_DOCKER_CE,
+        present=False,
     )
     packages = list(DOCKER_CE_PACKAGES)
     if values["docker_version"]:

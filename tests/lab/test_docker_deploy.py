@@ -9,7 +9,13 @@ changes nothing, does not restart dockerd and does not refresh apt's lists.
 
 from __future__ import annotations
 
+import functools
+import http.server
+import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +123,52 @@ def test_custom_group_and_gid_then_back(converged: Converged) -> None:
     finally:
         vm.deploy("docker")  # back to the defaults the other modules expect
     assert vm.ssh(SOCKET_STAT).stdout.strip() == "root:docker 660"
+
+
+@pytest.fixture
+def throwaway_key_server(tmp_path: Path) -> Iterator[int]:
+    """Serves <port>/debian/gpg, a throwaway key, on the host's loopback (10.0.2.2 in a VM)."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", str(home), "--passphrase", ""]
+    identity = "dindkit lab test key <lab@example.invalid>"
+    subprocess.run([*gpg, "--quick-gen-key", identity, "ed25519", "sign", "never"], check=True)
+    key = subprocess.run([*gpg, "--armor", "--export", identity], check=True, capture_output=True)
+    (tmp_path / "repo/debian").mkdir(parents=True)
+    (tmp_path / "repo/debian/gpg").write_bytes(key.stdout)
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "repo")
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def test_docker_ce_key_with_wrong_fingerprint_is_refused(
+    converged: Converged, throwaway_key_server: int
+) -> None:
+    """docker_source=docker-ce against a loopback "repository" whose key is not Docker's: the
+    run stops at the key, before any package is removed or any source is added."""
+    vm = converged.vm
+    run = vm.deploy(
+        "docker",
+        {
+            "docker_source": "docker-ce",
+            "docker_apt_repo_base": f"http://10.0.2.2:{throwaway_key_server}",
+        },
+        check=False,
+    )
+    assert run.returncode != 0
+    assert (
+        "refusing the key" in run.output
+        and "expected 9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in run.output
+    )
+    left = vm.ssh(
+        "ls /etc/apt/keyrings/docker.asc /etc/apt/sources.list.d/docker.sources 2>&1; "
+        "dpkg-query -W -f '${Status}' docker.io",
+        check=False,
+    ).stdout
+    assert left.count("No such file") == 2 and "install ok installed" in left, left
