@@ -1,0 +1,81 @@
+"""`dindkit demo` wiring, without VMs: the steps, the exit code, --down even on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import dindkit.images
+import dindkit.lab
+import dindkit.smoke.cli
+from dindkit.demo import demo
+from dindkit.paths import deploy_file, inventory_file
+
+
+class FakeLab:
+    name = "demo-bookworm"
+    host = "lab-demo-bookworm"
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    recorded: list[tuple[str, Any]] = []
+    monkeypatch.setattr(
+        dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
+    )
+
+    def up(name: str, distro: str, **options: Any) -> FakeLab:
+        recorded.append(("up", (name, distro, options)))
+        return FakeLab()
+
+    monkeypatch.setattr(dindkit.lab, "up", up)
+    monkeypatch.setattr(dindkit.lab, "down", lambda name: recorded.append(("down", name)))
+    return recorded
+
+
+def fake_report(code: int, recorded: list[tuple[str, Any]]) -> Any:
+    def run_and_report(
+        inventory: Path, deploy: Path, data: Any, report_dir: Path, limit: str
+    ) -> int:
+        recorded.append(("run", (inventory, deploy, report_dir, limit)))
+        return code
+
+    return run_and_report
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_demo_runs_the_bootstrap_deploy_and_keeps_the_lab(
+    code: int, calls: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(dindkit.smoke.cli, "run_and_report", fake_report(code, calls))
+    result = CliRunner().invoke(demo, ["--report-dir", str(tmp_path)])
+    assert result.exit_code == code, result.output
+    assert [name for name, _ in calls] == ["image", "up", "run"]
+    name, distro, options = calls[1][1]
+    assert (name, distro) == ("demo-bookworm", "bookworm")
+    assert options == {"memory": 4096, "cpus": 2, "accel": "auto"}
+    assert calls[2][1] == (
+        inventory_file("lab"),
+        deploy_file("bootstrap"),
+        tmp_path,
+        "lab-demo-bookworm",
+    )
+    assert "dindkit lab ssh demo-bookworm" in result.output
+    assert "dindkit lab down demo-bookworm" in result.output
+
+
+def test_demo_down_tears_down_even_when_the_deploy_blows_up(
+    calls: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def explode(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(dindkit.smoke.cli, "run_and_report", explode)
+    result = CliRunner().invoke(
+        demo, ["--distro", "trixie", "--down", "--report-dir", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert calls[-1] == ("down", "demo-trixie")
