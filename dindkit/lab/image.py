@@ -15,6 +15,7 @@ A build runs in a temporary directory and is renamed into place under a file loc
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
@@ -176,8 +177,33 @@ def _run(command: list[str], log: Path, unprivileged: bool = False) -> None:
         raise RuntimeError(f"image build step failed ({command[0]}), see {log}:\n{tail}")
 
 
+def unprivileged_problem(
+    user: str, subid_files: tuple[Path, ...] = (Path("/etc/subuid"), Path("/etc/subgid"))
+) -> str | None:
+    """Why mmdebstrap --mode=unshare cannot work for ``user``, or None."""
+    if not shutil.which("newuidmap"):
+        return "newuidmap is missing (sudo apt-get install -y uidmap)"
+    for path in subid_files:
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            lines = []
+        if not any(line.split(":", 1)[0] == user for line in lines):
+            ranges = "--add-subuids 100000-165535 --add-subgids 100000-165535"
+            return f"{path} has no range for {user} (sudo usermod {ranges} {user})"
+    return None
+
+
 def _build(distro: str, work: Path, progress: Progress) -> None:
     unprivileged = os.geteuid() != 0
+    if unprivileged:
+        problem = unprivileged_problem(getpass.getuser())
+        if problem:
+            raise RuntimeError(
+                "building the lab image without root uses mmdebstrap --mode=unshare, which "
+                f"needs user namespaces with subordinate ids: {problem}; or build it as root "
+                "with the same DINDKIT_CACHE"
+            )
     log = work / "build.log"
     files_dir = work / "files"
     for guest, content in guest_files().items():

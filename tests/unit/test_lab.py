@@ -261,3 +261,15 @@ def test_present_tools_are_not_reported() -> None:
         which=lambda tool, path=None: None if tool == "qemu-img" else tool
     )
     assert only_qemu == {"qemu-img": "qemu-utils"}
+
+
+def test_unprivileged_build_needs_subordinate_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(image.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("alice:100000:65536\n")
+    subgid.write_text("alice:100000:65536\n")
+    assert image.unprivileged_problem("alice", (subuid, subgid)) is None
+    problem = image.unprivileged_problem("bob", (subuid, subgid))
+    assert problem and problem.startswith(f"{subuid} has no range for bob")
