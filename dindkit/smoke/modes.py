@@ -29,11 +29,12 @@ DETAIL_LINES = 12
 _BUILD_SCRIPT = r"""set -e
 ctx=$(mktemp -d)
 if [ -e /lib/ld-musl-x86_64.so.1 ]; then
-  cp /usr/local/bin/docker "$ctx/smoke"; cmd='["/smoke", "--version"]'
+  bin=/usr/local/bin/docker; cmd='["/docker", "--version"]'
 else
-  cp /bin/busybox "$ctx/smoke"; cmd='["/smoke", "echo", "dindkit-smoke-ok"]'
+  bin=/bin/busybox; cmd='["/busybox", "echo", "dindkit-smoke-ok"]'
 fi
-printf 'FROM scratch\nCOPY smoke /smoke\nCMD %s\n' "$cmd" >"$ctx/Dockerfile"
+cp "$bin" "$ctx/"
+printf 'FROM scratch\nCOPY %s /\nCMD %s\n' "${bin##*/}" "$cmd" >"$ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build --force-rm --label "$1" -t "$2" "$ctx"
 rm -rf "$ctx"
 """
@@ -343,7 +344,7 @@ def script(mode: Mode, ctx: Context) -> str:
     )
 
 
-_LINE = re.compile(rf"^{MARKER} (begin|end) (\S+)(?: (\d+))?$")
+_LINE = re.compile(rf"^{MARKER} (begin|end) (\S+)(?: (\d+))?(?: (\d+))?$")
 
 
 def parse_output(mode: Mode, output: str) -> ModeOutput:
@@ -358,6 +359,8 @@ def parse_output(mode: Mode, output: str) -> ModeOutput:
         elif match and match.group(1) == "end" and current == match.group(2):
             rc = int(match.group(3) or 1)
             name = match.group(2)
+            if match.group(4):
+                lines.append(f"[{match.group(4)} s]")
             results[name] = CheckResult(name, "passed" if rc == 0 else "failed", _detail(lines, rc))
             current = None
         elif current is not None:
