@@ -145,18 +145,23 @@ def verify_clean(ctx: Context) -> Step:
 
 
 def dood(ctx: Context) -> Mode:
-    """The host's socket in a non-root container that gets the socket's group."""
+    """The host's socket in a non-root container that gets the socket's group.
+
+    One client container (no network: the socket is a file) serves every positive check
+    through ``docker exec``; the negative check starts the same container without the group.
+    """
     tag = f"{ctx.prefix}-dood:latest"
-    user = f"{ctx.user_uid}:{ctx.user_uid}"
+    client, nogroup, inner = (f"{ctx.prefix}-dood-{n}" for n in ("client", "nogroup", "inner"))
     group = q(ctx.socket_group)
 
-    def client(name: str, *command: str, group_add: bool = True) -> str:
+    def container(name: str, *command: str, group_add: bool = True, detach: bool = False) -> str:
         parts = [
-            "docker run --rm",
-            f"--name {q(ctx.prefix + '-' + name)}",
+            "docker run -d" if detach else "docker run --rm",
+            f"--name {q(name)}",
             f"--label {q(ctx.label)}",
+            "--network none",
             f"-v {SOCKET}:{SOCKET}",
-            f"--user {user}",
+            f"--user {ctx.user_uid}:{ctx.user_uid}",
             '--group-add "$SOCKET_GID"' if group_add else "",
             "-e HOME=/tmp",
             q(ctx.cli_image),
@@ -164,15 +169,18 @@ def dood(ctx: Context) -> Mode:
         ]
         return " ".join(part for part in parts if part)
 
+    def in_client(*command: str) -> str:
+        return f"docker exec {q(client)} " + " ".join(command)
+
     socket_check = (
-        f"[ -S {SOCKET} ] || {{ echo 'no Docker socket at {SOCKET}'; exit 1; }}; "
+        f"[ -S {SOCKET} ] || {{ echo 'FAIL: no Docker socket at {SOCKET}'; exit 1; }}; "
         f"mode=$(stat -c %a {SOCKET}); name=$(stat -c %G {SOCKET}); "
         f"expected=$(getent group {group} | cut -d: -f3); "
         f'echo "{SOCKET}: mode $mode, group $name (gid $SOCKET_GID); '
         f'docker_socket_group {ctx.socket_group} has gid ${{expected:-none}}"; '
         'if [ "$SOCKET_GID" = 0 ]; then '
-        f"echo 'FAIL: the socket belongs to root'\"'\"'s group: non-root containers would need "
-        f"--group-add 0 (root group); expected group {ctx.socket_group}'; exit 1; fi; "
+        f"echo 'FAIL: the socket belongs to group root (gid 0), not docker_socket_group "
+        f"{ctx.socket_group}: a non-root container would need the root group'; exit 1; fi; "
         'if [ "$SOCKET_GID" != "$expected" ]; then '
         f'echo "FAIL: socket group $name (gid $SOCKET_GID) is not docker_socket_group '
         f"{ctx.socket_group} (gid ${{expected:-missing}}): check docker.socket's SocketGroup\"; "
@@ -181,7 +189,7 @@ def dood(ctx: Context) -> Mode:
     )
     refused = (
         "if out=$("
-        + client("nogroup", "docker", "version", group_add=False)
+        + container(nogroup, "docker", "version", group_add=False)
         + ' 2>&1); then echo "$out"; echo "FAIL: uid '
         + str(ctx.user_uid)
         + ' without the socket group reached the daemon: the socket is open to everyone"; '
@@ -192,39 +200,35 @@ def dood(ctx: Context) -> Mode:
     return Mode(
         name="dood",
         title="DooD: the host's Docker socket in a non-root container",
-        setup=(Step("socket-group", socket_check),),
-        checks=(
+        setup=(
+            Step("socket-group", socket_check),
             Step(
-                "docker-version",
-                client("version", "docker", "version", "--format", q(_VERSION_FORMAT)),
+                "start-client", container(client, "sleep", str(ctx.timeout * 4 + 600), detach=True)
             ),
-            Step("build", client("build", _sh(_BUILD_SCRIPT, ctx.label, tag))),
+        ),
+        checks=(
+            Step("docker-version", in_client("docker", "version", "--format", q(_VERSION_FORMAT))),
+            Step("build", in_client(_sh(_BUILD_SCRIPT, ctx.label, tag))),
             Step(
                 "image-on-host",
                 f"docker image inspect --format '{{{{.Id}}}} {{{{.Size}}}} bytes' {q(tag)}",
             ),
             Step(
                 "run",
-                client(
-                    "run",
-                    "docker",
-                    "run",
-                    "--rm",
-                    f"--name {q(ctx.prefix + '-inner')}",
-                    f"--label {q(ctx.label)}",
-                    q(tag),
+                in_client(
+                    "docker run --rm --network none",
+                    f"--name {q(inner)} --label {q(ctx.label)} {q(tag)}",
                 ),
             ),
             Step("refused-without-group", refused),
         ),
         cleanup=(
-            f"docker rm -f {' '.join(q(ctx.prefix + '-' + n) for n in _DOOD_CONTAINERS)}",
+            f"docker rm -f {q(client)} {q(nogroup)} {q(inner)}",
             f"docker image rm -f {q(tag)}",
         ),
     )
 
 
-_DOOD_CONTAINERS = ("version", "build", "run", "inner", "nogroup")
 _VERSION_FORMAT = (
     "client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})"
 )
@@ -274,7 +278,7 @@ def _daemon_mode(
         checks=(
             Step("tls-required", no_plain),
             Step("inner-build", in_client(_BUILD_SCRIPT, ctx.label, tag)),
-            Step("inner-run", in_client(f"docker run --rm {q(tag)}")),
+            Step("inner-run", in_client(f"docker run --rm --network none {q(tag)}")),
             Step(
                 "isolated-from-host",
                 f"if docker image inspect {q(tag)} >/dev/null 2>&1; then "

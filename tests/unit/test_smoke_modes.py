@@ -29,15 +29,16 @@ def step(mode: modes.Mode, name: str) -> str:
 
 def test_dood_runs_non_root_with_the_socket_group_and_refuses_without_it():
     mode = modes.dood(CTX)
-    version = step(mode, "docker-version")
-    assert "-v /var/run/docker.sock:/var/run/docker.sock" in version
-    assert "--user 1234:1234" in version
-    assert '--group-add "$SOCKET_GID"' in version
-    assert "--privileged" not in version
-    assert "dindkit-smoke:abc" in version
+    client = step(mode, "start-client")
+    assert "-v /var/run/docker.sock:/var/run/docker.sock" in client
+    assert "--user 1234:1234" in client
+    assert '--group-add "$SOCKET_GID"' in client
+    assert "--privileged" not in client
+    assert "dindkit-smoke:abc" in client
+    assert step(mode, "docker-version").startswith("docker exec dindkit-smoke-0a1b2c3d-dood-client")
     refused = step(mode, "refused-without-group")
     assert "--group-add" not in refused
-    assert "--user 1234:1234" in refused
+    assert "--user 1234:1234" in refused and "/var/run/docker.sock" in refused
     assert "permission denied" in refused
     assert "FROM scratch" in step(mode, "build")
     assert "docker image inspect" in step(mode, "image-on-host")
