@@ -109,9 +109,13 @@ def _base_packages(packages: list[str]) -> None:
     )
 
 
+def time_keeper(installed: Any) -> str | None:
+    """The installed time daemon that conflicts with systemd-timesyncd, if any."""
+    return next((name for name in OTHER_TIME_DAEMONS if name in installed), None)
+
+
 def _time_sync() -> None:
-    installed = host.get_fact(DebPackages)
-    keeper = next((name for name in OTHER_TIME_DAEMONS if name in installed), None)
+    keeper = time_keeper(host.get_fact(DebPackages))
     if keeper is not None:
         host.noop(f"time sync is already provided by {keeper}")
         return

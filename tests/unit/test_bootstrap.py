@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import DeployError
 
-from dindkit.bootstrap import DEFAULTS, TABLES, sysbox_decision, validate
+from dindkit.bootstrap import DEFAULTS, TABLES, sysbox_decision, time_keeper, validate
 from dindkit.settings.catalog import ALL_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +84,9 @@ def test_vps_example_groups_are_valid() -> None:
         assert hosts
         assert data["_sudo"] is True
         validate(data)
+
+
+def test_time_sync_leaves_another_time_daemon_alone() -> None:
+    assert time_keeper({"chrony": ["4.3-2"], "curl": ["7.88"]}) == "chrony"
+    assert time_keeper({"ntpsec": ["1.2"]}) == "ntpsec"
+    assert time_keeper({"systemd-timesyncd": ["252"]}) is None
