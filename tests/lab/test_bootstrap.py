@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dindkit.bootstrap import bootstrap
+from dindkit.lab.pyinfra_output import strip_ansi
 
 pytestmark = pytest.mark.lab
 
@@ -25,7 +26,7 @@ def changed_operations(output: str, host: str) -> list[str]:
     """Names of the operations that reported "Success" (a change) on ``host``."""
     changed: list[str] = []
     current = None
-    for line in output.splitlines():
+    for line in strip_ansi(output).splitlines():
         started = STARTING.match(line)
         if started:
             current = started["name"]
