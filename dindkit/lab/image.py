@@ -33,7 +33,7 @@ from dindkit.paths import TEMPLATES_DIR
 from dindkit.templating import render
 
 # Bump when the build steps change in a way the hashed inputs do not show.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 DISTROS = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian"
@@ -53,6 +53,12 @@ PACKAGES = (
     "procps",
     "curl",
     "netbase",
+)
+MASKED_UNITS = (
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
 )
 DISK_SIZE = "12G"
 ROOT_LABEL = "labroot"
@@ -118,6 +124,7 @@ def recipe(distro: str) -> dict[str, object]:
         "distro": distro,
         "sources": sources(distro),
         "packages": sorted(PACKAGES),
+        "masked_units": sorted(MASKED_UNITS),
         "disk_size": DISK_SIZE,
         "root_label": ROOT_LABEL,
         "files": guest_files(),
@@ -145,6 +152,9 @@ def mmdebstrap_command(distro: str, target: Path, files_dir: Path, unprivileged:
         f"sync-in {files_dir} /",
         "chmod 0755 " + " ".join(f'"$1"{path}' for path in executable_files),
         'chroot "$1" systemctl enable systemd-networkd.service dindkit-lab-init.service',
+        # No background apt runs (they would hold dpkg's lock under a deploy) and no
+        # filesystem scrubbing eating the emulated CPU during boot.
+        'chroot "$1" systemctl mask ' + " ".join(MASKED_UNITS),
         # Each lab gets its own host keys at boot (dindkit-lab-init), and its own machine-id.
         'rm -f "$1"/etc/ssh/ssh_host_*',
         ': > "$1"/etc/machine-id',
