@@ -39,3 +39,19 @@ def test_files_the_readme_names_exist() -> None:
         r"`((?:deploys|inventories|scripts|dindkit|templates)/[\w./-]+)`", README
     ):
         assert (ROOT / path).exists(), f"README.md names {path}, which does not exist"
+
+
+def _github_anchor(heading: str) -> str:
+    # GitHub's rule: lowercase, drop punctuation except '-' and spaces, spaces become '-'.
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_links_inside_the_readme_reach_a_heading() -> None:
+    anchors = {
+        _github_anchor(line.lstrip("#"))
+        for line in README.splitlines()
+        if re.match(r"#{1,6} ", line)
+    }
+    for target in re.findall(r"\]\(#([^)]+)\)", README):
+        assert target in anchors, f"README.md links to #{target}, which is no heading"
