@@ -19,11 +19,14 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, systemd
 
+from dindkit.docker import install_docker
 from dindkit.settings import SettingsTable
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
+from dindkit.smoke.deploy import run_smoke_tests
+from dindkit.sysbox import install_sysbox, unavailable_reason
 
 # Every table the bootstrap reads, directly or through the deploys it calls.
 TABLES: tuple[SettingsTable, ...] = (
@@ -63,7 +66,9 @@ def sysbox_decision(reason: str | None, required: bool) -> str | None:
     if reason is None:
         return None
     if required:
-        raise DeployError(f"Sysbox is required on this host (sysbox_required) but {reason}")
+        raise DeployError(
+            f"Sysbox is required on this host (sysbox_required) and cannot be installed: {reason}"
+        )
     return reason
 
 
@@ -71,12 +76,6 @@ def sysbox_decision(reason: str | None, required: bool) -> str | None:
 def bootstrap() -> None:
     """Base packages, time sync, Docker, Sysbox where possible, then the smoke tests."""
     values = validate(host.data)
-
-    # Imported here: each capability's module pulls in its own facts and templates, and the
-    # validation above must not depend on any of them.
-    from dindkit.docker import install_docker
-    from dindkit.smoke.deploy import run_smoke_tests
-    from dindkit.sysbox import install_sysbox, unavailable_reason
 
     # Sysbox's verdict comes from facts that no step changes (distribution, kernel, PID 1,
     # architecture, package source): decide first, so sysbox_required stops a host before

@@ -90,3 +90,20 @@ def test_time_sync_leaves_another_time_daemon_alone() -> None:
     assert time_keeper({"chrony": ["4.3-2"], "curl": ["7.88"]}) == "chrony"
     assert time_keeper({"ntpsec": ["1.2"]}) == "ntpsec"
     assert time_keeper({"systemd-timesyncd": ["252"]}) is None
+
+
+def test_sysbox_required_stops_the_host_in_one_line() -> None:
+    # Offline without a package, Sysbox can never be installed, whatever this machine is.
+    result = subprocess.run(
+        [*PYINFRA_DRY, "--data", "sysbox_required=true", "--data", "sysbox_offline=true"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    errors = [line for line in output.splitlines() if "sysbox_required" in line]
+    assert len(errors) == 1 and "cannot be installed" in errors[0], output
+    assert "Traceback" not in output
