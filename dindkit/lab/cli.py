@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import click
 
 import dindkit.lab as lab_api
-from dindkit.lab.image import DISTROS, image_for
+from dindkit.lab.image import DISTROS, image_for, stale_images
 from dindkit.lab.state import Lab
 from dindkit.lab.vm import ACCELS, LabError
 
@@ -145,6 +146,19 @@ def status(name: str | None) -> None:
             image = image_for(distro)
             state = "cached" if image.exists() else "not built"
             click.echo(f"image {distro}: {state} ({image.directory})")
+
+
+@lab.command()
+def prune() -> None:
+    """Remove cached images of older recipes that no recorded lab is based on."""
+    in_use = {each.image for each in lab_api.list_labs()}
+    stale = stale_images(in_use)
+    for directory in stale:
+        shutil.rmtree(directory)
+        directory.with_name(directory.name + ".lock").unlink(missing_ok=True)
+        click.echo(f"Removed {directory}")
+    if not stale:
+        click.echo("No stale images.")
 
 
 @lab.command(context_settings={"ignore_unknown_options": True})

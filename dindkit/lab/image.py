@@ -274,3 +274,18 @@ def ensure_image(distro: str, progress: Progress = print, force: bool = False) -
             f"Built the {distro} image in {time.monotonic() - started:.0f}s: {image.directory}"
         )
     return image
+
+
+def stale_images(in_use: set[Path]) -> list[Path]:
+    """Cached image folders that no current recipe names and no lab overlay is based on."""
+    if not images_dir().is_dir():
+        return []
+    current = {image_for(distro).directory for distro in DISTROS}
+    return [
+        directory
+        for directory in sorted(images_dir().iterdir())
+        if directory.is_dir()
+        and not directory.name.startswith(".")
+        and directory not in current
+        and directory / "base.qcow2" not in in_use
+    ]

@@ -273,3 +273,11 @@ def test_unprivileged_build_needs_subordinate_ids(
     assert image.unprivileged_problem("alice", (subuid, subgid)) is None
     problem = image.unprivileged_problem("bob", (subuid, subgid))
     assert problem and problem.startswith(f"{subuid} has no range for bob")
+
+
+def test_stale_images_keep_current_recipes_and_images_in_use(cache: Path) -> None:
+    current = image.image_for("bookworm").directory
+    old, used = cache / "images" / "bookworm-old", cache / "images" / "trixie-used"
+    for directory in (current, old, used, cache / "images" / ".build-x"):
+        directory.mkdir(parents=True)
+    assert image.stale_images({used / "base.qcow2"}) == [old]
