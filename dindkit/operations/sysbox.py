@@ -27,7 +27,8 @@ SYSBOX_PACKAGE = "sysbox-ce"
 
 
 def _executing() -> bool:
-    return bool(host.state.is_executing)
+    # Unit tests' fake state has no execution phase: they see the operation as it runs.
+    return bool(getattr(host.state, "is_executing", True))
 
 
 @operation()
