@@ -166,3 +166,30 @@ def test_daemon_json_removal_keeps_the_users_entries() -> None:
     assert sysbox_daemon_entries(current) == ({"runtimes": {"crun": {"path": "/usr/bin/crun"}}}, [])
     assert sysbox_daemon_entries(None) == ({}, [])
     assert sysbox_daemon_entries({"live-restore": True}) == ({}, [])
+
+
+@pytest.mark.skipif(
+    Path("/proc/1/comm").read_text().strip() == "systemd"
+    if Path("/proc/1/comm").exists()
+    else True,
+    reason="needs a machine whose PID 1 is not systemd",
+)
+def test_local_dry_run_without_systemd_stops_with_one_line() -> None:
+    import subprocess
+    import sys
+
+    from dindkit.paths import deploy_file
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file("sysbox"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    last = output.strip().splitlines()[-1]
+    assert "Sysbox preflight failed: systemd: Sysbox needs systemd as PID 1" in last
+    assert "Traceback" not in output
+    assert "Starting operation" not in output
