@@ -13,6 +13,7 @@ import re
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 GRAND_TOTAL = re.compile(r"^\s*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+STARTING = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$")
 
 
 def strip_ansi(text: str) -> str:
@@ -23,14 +24,33 @@ def _count(cell: str) -> int:
     return 0 if cell == "-" else int(cell)
 
 
+def _statuses(lines: list[str], host: str | None) -> list[tuple[str, str]]:
+    """(operation name, status) for each per-host status line, in order."""
+    host_pattern = re.escape(host) if host else r"[^\]\s]+"
+    status = re.compile(rf"^\s*\[{host_pattern}\]\s+(Success|No changes|Error)\b")
+    found = []
+    operation = ""
+    for line in lines:
+        started = STARTING.match(line)
+        if started:
+            operation = started["name"]
+        elif match := status.match(line):
+            found.append((operation, match.group(1)))
+    return found
+
+
+def changed_operation_names(output: str, host: str | None = None) -> list[str]:
+    """Names of the operations that reported a change on ``host``, in run order."""
+    lines = strip_ansi(output).splitlines()
+    return [name for name, status in _statuses(lines, host) if status == "Success"]
+
+
 def changed_operations(output: str, host: str | None = None) -> int:
     """Operations that reported a change on ``host`` (on any host if None)."""
     lines = strip_ansi(output).splitlines()
-    host_pattern = re.escape(host) if host else r"[^\]\s]+"
-    status = re.compile(rf"^\s*\[{host_pattern}\]\s+(Success|No changes|Error)\s*$")
-    statuses = [match.group(1) for line in lines if (match := status.match(line))]
+    statuses = _statuses(lines, host)
     if statuses:
-        return statuses.count("Success")
+        return sum(1 for _, status in statuses if status == "Success")
     for line in reversed(lines):
         match = GRAND_TOTAL.match(line)
         if match:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import dindkit.lab
-from dindkit.lab.pyinfra_output import changed_operations
+from dindkit.lab.pyinfra_output import changed_operation_names, changed_operations
 from dindkit.paths import deploy_file, inventory_file
 from dindkit.runner import pyinfra_command
 
@@ -50,6 +50,11 @@ class DeployRun:
     def changed_operations(self) -> int:
         """Operations that reported a change on the host (0: a no-op run)."""
         return changed_operations(self.output, self.host)
+
+    @property
+    def changed_operation_names(self) -> list[str]:
+        """Names of those operations, in run order (for assertion messages)."""
+        return changed_operation_names(self.output, self.host)
 
 
 class LabVM:

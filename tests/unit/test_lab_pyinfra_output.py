@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dindkit.lab.pyinfra_output import changed_operations
+from dindkit.lab.pyinfra_output import changed_operation_names, changed_operations
 
 TWO_HOSTS = """\
 --> Loading config...
@@ -83,3 +83,12 @@ def test_hosts_are_matched_exactly() -> None:
 def test_output_without_results_is_an_error() -> None:
     with pytest.raises(ValueError, match="no pyinfra operation results"):
         changed_operations("--> pyinfra error: could not connect\n", "lab-a")
+
+
+def test_names_of_changed_operations() -> None:
+    assert changed_operation_names(TWO_HOSTS, "lab-a") == [
+        "Install Docker",
+        "Write /etc/docker/daemon.json",
+    ]
+    assert changed_operation_names(TWO_HOSTS, "lab-b") == ["Write /etc/docker/daemon.json"]
+    assert changed_operation_names(NO_OP, "lab-a") == []
