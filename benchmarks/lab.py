@@ -1,7 +1,7 @@
 """Time the lab from nothing to smoke-tested, per distro, and print one table.
 
     .venv/bin/python benchmarks/lab.py [--distro bookworm --distro trixie] [--no-cold]
-        [--cpus 2 --memory 4096] [--keep]
+        [--cpus 2 --memory 4096] [--keep] [--lab-only]
 
 Per distro: the image build cold (in a temporary DINDKIT_CACHE, thrown away) and cached, the
 KVM probe / boot to SSH of a fresh lab ``bench-<distro>``, deploys/docker.py first run and its
@@ -63,7 +63,9 @@ def deploy(host: str, capability: str, data: dict[str, Any] | None = None) -> tu
     return seconds, changed_operations(result.stdout, host)
 
 
-def bench(distro: str, cold: bool, cpus: int, memory: int, keep: bool) -> list[Row]:
+def bench(
+    distro: str, cold: bool, cpus: int, memory: int, keep: bool, lab_only: bool = False
+) -> list[Row]:
     rows: list[Row] = []
     if cold:
         rows.append(("image build, cold", f"{cold_build(distro):.0f}s"))
@@ -86,6 +88,8 @@ def bench(distro: str, cold: bool, cpus: int, memory: int, keep: bool) -> list[R
         answered = time.monotonic()
         rows.append(("lab up (cached image) to SSH", f"{seconds:.0f}s"))
         rows.append(("  of which qemu start to SSH", f"{answered - marks['booting']:.0f}s"))
+        if lab_only:
+            return rows
         first, changed = deploy(lab.host, "docker")
         rows.append(("deploys/docker.py, first run", f"{first:.0f}s ({changed} changed)"))
         again, changed = deploy(lab.host, "docker")
@@ -96,8 +100,16 @@ def bench(distro: str, cold: bool, cpus: int, memory: int, keep: bool) -> list[R
         seconds, _ = timed(build_smoke_image)
         rows.append(("smoke image (host, cached if built)", f"{seconds:.0f}s"))
         report_dir = Path(tempfile.mkdtemp(prefix="dindkit-bench-report-"))
-        seconds, _ = timed(lambda: deploy(lab.host, "smoke", {"smoke_report_dir": str(report_dir)}))
-        rows.append(("deploys/smoke.py, all modes", f"{seconds:.0f}s"))
+        seconds, run = timed(
+            lambda: run_pyinfra(
+                inventory_file("lab"),
+                deploy_file("smoke"),
+                {"smoke_report_dir": str(report_dir)},
+                ["--limit", lab.host],
+                capture=True,
+            )
+        )
+        rows.append(("deploys/smoke.py, all modes", f"{seconds:.0f}s (exit {run.returncode})"))
         report = json.loads((report_dir / "report.json").read_text())
         for mode, result in report["hosts"][lab.host]["modes"].items():
             rows.append((f"  smoke {mode}", f"{result['status']} {result.get('seconds', 0):.0f}s"))
@@ -114,10 +126,12 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--memory", type=int, default=4096)
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    parser.add_argument("--lab-only", action="store_true", help="only image and boot timings")
     args = parser.parse_args()
     distros = args.distro or ["bookworm"]
     results = {
-        d: dict(bench(d, not args.no_cold, args.cpus, args.memory, args.keep)) for d in distros
+        d: dict(bench(d, not args.no_cold, args.cpus, args.memory, args.keep, args.lab_only))
+        for d in distros
     }
     steps = list(dict.fromkeys(step for rows in results.values() for step in rows))
     width = max(len(step) for step in steps)
