@@ -14,11 +14,12 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
 from pyinfra.facts.deb import DebArch
-from pyinfra.facts.server import LinuxDistribution
+from pyinfra.facts.server import LinuxDistribution, Users
 from pyinfra.facts.snap import SnapPackages
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
+from dindkit.facts.docker import GroupEntry
 from dindkit.operations import docker as docker_ops
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render_io
@@ -170,6 +171,19 @@ def _distro() -> None:
     )
 
 
+def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
+    """Refuse, before anything runs, what the operations would refuse anyway: dindkit neither
+    renumbers an existing group nor creates users, so these facts do not change during a run."""
+    entry = host.get_fact(GroupEntry, group=group)
+    if entry is not None and gid is not None and entry["gid"] != gid:
+        raise DeployError(docker_ops.gid_mismatch(group, entry["gid"], gid))
+    if users:
+        known = host.get_fact(Users)
+        missing = [user for user in users if user not in known]
+        if missing:
+            raise DeployError(docker_ops.missing_users(missing))
+
+
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
 def install_docker() -> None:
     """
@@ -184,6 +198,7 @@ def install_docker() -> None:
         host.get_fact(SnapPackages),
     )
     group = values["docker_socket_group"]
+    _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
 
     # The group first: the packages' scripts keep an existing group, and docker.socket fails
     # with status=216/GROUP if its SocketGroup does not exist.

@@ -96,6 +96,22 @@ def daemon_json(
     )
 
 
+def gid_mismatch(group: str, current: int, wanted: int) -> str:
+    return (
+        f"group {group} exists with GID {current}, but docker_socket_gid={wanted}: dindkit "
+        "does not renumber an existing group (files and containers keep the old GID). Set "
+        f"docker_socket_gid={current}, or change it by hand (groupmod -g {wanted} {group}) "
+        "and re-run"
+    )
+
+
+def missing_users(missing: Iterable[str]) -> str:
+    return (
+        f"docker_users names users that do not exist on this host: {', '.join(missing)} "
+        "(dindkit adds existing users to the socket group; create them first)"
+    )
+
+
 @operation()
 def socket_group(group: str, gid: int | None = None):
     """
@@ -120,12 +136,7 @@ def socket_group(group: str, gid: int | None = None):
         yield f"groupadd --system{gid_argument} {shlex.quote(group)}"
         return
     if gid is not None and entry["gid"] != gid:
-        raise OperationError(
-            f"group {group} exists with GID {entry['gid']}, but docker_socket_gid={gid}: dindkit "
-            "does not renumber an existing group (files and containers keep the old GID). Set "
-            f"docker_socket_gid={entry['gid']}, or change it by hand (groupmod -g {gid} {group}) "
-            "and re-run"
-        )
+        raise OperationError(gid_mismatch(group, entry["gid"], gid))
     host.noop(f"group {group} exists with GID {entry['gid']}")
 
 
@@ -147,10 +158,7 @@ def group_members(group: str, users: Iterable[str]):
     known = host.get_fact(Users)
     missing = [user for user in users if user not in known]
     if missing:
-        raise OperationError(
-            f"docker_users names users that do not exist on this host: {', '.join(missing)} "
-            "(dindkit adds existing users to the socket group; create them first)"
-        )
+        raise OperationError(missing_users(missing))
     entry = host.get_fact(GroupEntry, group=group)
     members = set(entry["members"]) if entry else set()
     to_add = [user for user in users if user not in members and group not in known[user]["groups"]]
