@@ -142,3 +142,20 @@ def test_cli_refuses_bad_setting_before_any_operation(
     assert len(errors) == 1 and message in errors[0], output
     assert "Traceback" not in output
     assert "Starting operation" not in output and "Ready:" not in output, output
+
+
+def test_cli_refuses_unknown_docker_users_at_plan_time(tmp_path: Path) -> None:
+    """Read-only facts of this machine (distribution, groups, users); nothing is run."""
+    result = subprocess.run(
+        [*PYINFRA_DRY_LOCAL, str(deploy_file("docker")), "--data", "docker_users=nosuchuser42"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    if "dindkit's docker deploy supports" in output:
+        pytest.skip("this machine is not a supported platform")
+    assert result.returncode != 0
+    assert "users that do not exist on this host: nosuchuser42" in output, output
+    assert "Traceback" not in output and "Starting operation" not in output
