@@ -93,6 +93,8 @@ def up(
                 f"Lab {name} is already running ({existing.distro}, ssh port "
                 f"{existing.ssh_port}, pid {existing.pid}): nothing to do"
             )
+            if existing.distro != distro:
+                progress(f"  (it runs {existing.distro}: `dindkit lab down {name}` to change)")
             return existing
         image = images.ensure_image(distro, progress=progress)
         directory = lab_dir(name)
