@@ -78,7 +78,7 @@ def demo(
     Exits 0 only if every mode that could run passed.
     """
     # Imported here: both belong to other capabilities and pull in pyinfra.
-    from dindkit.images import build_smoke_image
+    from dindkit.images import build_smoke_image, smoke_image_archive
     from dindkit.smoke.cli import run_and_report
 
     name = name or demo_name(distro)
@@ -92,7 +92,10 @@ def demo(
     code = 1
     try:
         step("Smoke image (cached by its recipe)")
-        build_smoke_image()
+        cached = smoke_image_archive().is_file()
+        archive = build_smoke_image()
+        if cached:
+            click.echo(f"Reusing the cached smoke image {archive}")
         step(f"Lab {name} ({distro})")
         try:
             lab = dindkit.lab.up(name, distro, memory=memory, cpus=cpus, accel=accel)

@@ -21,8 +21,9 @@ class FakeLab:
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, Any]]:
     recorded: list[tuple[str, Any]] = []
+    monkeypatch.setattr(dindkit.images, "smoke_image_archive", lambda: tmp_path / "none.tar.gz")
     monkeypatch.setattr(
         dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
     )
