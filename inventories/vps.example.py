@@ -41,14 +41,16 @@ ci_runners = (
     },
 )
 
-# Build hosts: trusted jobs that may use privileged DinD; no Sysbox wanted. Sysbox still gets
-# installed where its preflight passes unless sysbox_state is "absent"; here it is not tested.
+# Build hosts: trusted jobs that may use privileged DinD; no Sysbox wanted. Without
+# sysbox_state "absent" the bootstrap would install Sysbox wherever its preflight passes;
+# "absent" keeps it off (and purges it where it was installed).
 build_hosts = (
     [
         "build-1.example.com",
     ],
     {
         **_ssh,
+        "sysbox_state": "absent",
         "smoke_modes": ["dood", "dind"],
         # The distribution's docker.io instead of Docker's own repository:
         # "docker_source": "distro",
