@@ -78,3 +78,25 @@ def test_without_smoke_a_rerun_changes_nothing(vm: Any, tmp_path: Path) -> None:
     run = vm.deploy("bootstrap", data=_data(tmp_path, smoke_enabled=False))
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed_operations == 0, changed_operations(run.output, vm.host)
+
+
+SUDO_USER_SETUP = """
+id deployer >/dev/null 2>&1 || useradd --create-home --shell /bin/bash deployer
+echo 'deployer ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/dindkit-test
+chmod 0440 /etc/sudoers.d/dindkit-test
+install -d -m 0700 -o deployer -g deployer /home/deployer/.ssh
+install -m 0600 -o deployer -g deployer /root/.ssh/authorized_keys /home/deployer/.ssh/
+"""
+
+
+def test_a_non_root_user_through_sudo_changes_nothing(vm: Any, tmp_path: Path) -> None:
+    vm.ssh(SUDO_USER_SETUP)
+    try:
+        run = vm.deploy(
+            "bootstrap",
+            data=_data(tmp_path, smoke_enabled=False, ssh_user="deployer", _sudo=True),
+        )
+        assert run.returncode == 0, run.output[-3000:]
+        assert run.changed_operations == 0, changed_operations(run.output, vm.host)
+    finally:
+        vm.ssh("userdel --remove deployer; rm -f /etc/sudoers.d/dindkit-test", check=False)
