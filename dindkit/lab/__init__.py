@@ -128,7 +128,7 @@ def up(
                 break
             except LabError as error:
                 # Another process took the port between our check and qemu's bind.
-                if "hostfwd" not in str(error).lower() or attempt == PORT_ATTEMPTS:
+                if "host forwarding" not in str(error) or attempt == PORT_ATTEMPTS:
                     raise
         save(lab)
         progress(
