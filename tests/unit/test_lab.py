@@ -281,3 +281,70 @@ def test_stale_images_keep_current_recipes_and_images_in_use(cache: Path) -> Non
     for directory in (current, old, used, cache / "images" / ".build-x"):
         directory.mkdir(parents=True)
     assert image.stale_images({used / "base.qcow2"}) == [old]
+
+
+# --- up, without qemu ------------------------------------------------------------------------
+
+
+class FakeImage:
+    def __init__(self, root: Path) -> None:
+        self.disk, self.kernel, self.initrd = root / "base.qcow2", root / "k", root / "i"
+
+
+@pytest.fixture
+def fake_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
+    import dindkit.lab as lab_api
+
+    seen: dict[str, list[object]] = {"ports": [], "images": []}
+    monkeypatch.setattr(lab_api, "require_tools", lambda: None)
+
+    def ensure_image(distro: str, progress: object = None) -> FakeImage:
+        seen["images"].append(distro)
+        return FakeImage(tmp_path)
+
+    monkeypatch.setattr(lab_api.images, "ensure_image", ensure_image)
+    monkeypatch.setattr(lab_api, "_ensure_key", lambda directory, name: _fake_key(directory))
+    monkeypatch.setattr(lab_api, "_create_overlay", lambda base, overlay: overlay.touch())
+    monkeypatch.setattr(lab_api.vm, "choose_accel", lambda accel, kernel, progress: "tcg")
+    ports = iter([4001, 4002])
+    monkeypatch.setattr(lab_api.vm, "free_port", lambda: next(ports))
+
+    def start(lab: Lab, kernel: Path, initrd: Path, key: str) -> int:
+        seen["ports"].append(lab.ssh_port)
+        if lab.ssh_port == 4001:
+            raise vm.LabError("qemu: Could not set up host forwarding rule 'tcp:...'")
+        return 4242
+
+    monkeypatch.setattr(lab_api.vm, "start", start)
+    monkeypatch.setattr(lab_api.vm, "wait_for_ssh", lambda lab, timeout, progress: 1.0)
+    return seen
+
+
+def _fake_key(directory: Path) -> Path:
+    key = directory / "id_ed25519"
+    key.write_text("private")
+    key.with_suffix(".pub").write_text("ssh-ed25519 AAAA test")
+    return key
+
+
+def test_up_retries_a_taken_port_and_records_the_lab(
+    fake_boot: dict[str, list[object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dindkit.lab as lab_api
+
+    messages: list[str] = []
+    booted = lab_api.up("lab1", "trixie", memory=2048, cpus=1, progress=messages.append)
+    assert fake_boot["ports"] == [4001, 4002]
+    assert (booted.ssh_port, booted.pid, booted.distro, booted.accel) == (
+        4002,
+        4242,
+        "trixie",
+        "tcg",
+    )
+    assert state.load("lab1") == booted
+
+    # Running now: a second up does nothing, not even look at the image.
+    monkeypatch.setattr(Lab, "running", property(lambda self: True))
+    again = lab_api.up("lab1", "trixie", progress=messages.append)
+    assert again == booted and fake_boot["images"] == ["trixie"]
+    assert "already running" in messages[-1]
