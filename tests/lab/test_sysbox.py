@@ -212,3 +212,11 @@ def test_doctor_prints_every_field(vm) -> None:  # type: ignore[no-untyped-def]
                   "chmod-666 leftovers", "Sysbox preflight"):  # fmt: skip
         assert label in table
     assert "unknown" not in table
+
+
+def test_preflight_passes_on_trixie(lab_vms) -> None:  # type: ignore[no-untyped-def]
+    # Read-only: the trixie VM is shared with the other modules, nothing is installed here.
+    trixie = lab_vms("trixie")
+    run = trixie.deploy("sysbox", data={"sysbox_preflight_only": True})
+    assert "PASS  distribution: Debian 13 has a Sysbox package" in run.output
+    assert "FAIL" not in run.output
