@@ -91,6 +91,15 @@ def detect_platform(release: dict[str, Any], arch: str | None, snaps: list[str])
     return Platform(**{**SUPPORTED[key].__dict__, "arch": arch or ""})
 
 
+def current_platform() -> Platform:
+    """The current host's platform from plan-time facts (they do not change during a run)."""
+    return detect_platform(
+        dict(host.get_fact(LinuxDistribution)),  # type: ignore[arg-type]
+        host.get_fact(DebArch),
+        host.get_fact(SnapPackages),
+    )
+
+
 def docker_ce_version(version: str, platform: Platform) -> str:
     """Docker's apt version string for a release number (27.3.1), as its install docs pin it."""
     if ":" in version or "-" in version:
@@ -98,7 +107,8 @@ def docker_ce_version(version: str, platform: Platform) -> str:
     return f"5:{version}-1~{platform.distro}.{platform.version}~{platform.codename}"
 
 
-def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
+def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
+    """Docker's apt repository: a checked key, the sources file, fresh lists when they changed."""
     if platform.arch not in DOCKER_CE_ARCHITECTURES:
         raise DeployError(
             f"Docker's apt repository has no packages for {platform.arch}; it ships "
@@ -138,6 +148,10 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
         name="Refresh apt's lists after the repository changed",
         _if=any_changed(stale, key, sources),
     )
+
+
+def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
+    docker_ce_repository(values, platform)
     # Only now, with a trusted repository in place, remove what clashes with its packages.
     docker_ops.apt_packages(
         name="Remove packages that conflict with Docker's own",
@@ -192,11 +206,7 @@ def install_docker() -> None:
     Settings (``dindkit.settings.docker``) are validated before any fact is read.
     """
     values = DOCKER_SETTINGS.validate(host.data)
-    platform = detect_platform(
-        dict(host.get_fact(LinuxDistribution)),  # type: ignore[arg-type]
-        host.get_fact(DebArch),
-        host.get_fact(SnapPackages),
-    )
+    platform = current_platform()
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
 

@@ -10,18 +10,25 @@ changes nothing, does not restart dockerd and does not refresh apt's lists.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from dindkit.lab.pyinfra_output import changed_operations
+from dindkit.paths import inventory_file
+from dindkit.runner import run_pyinfra
+
 pytestmark = pytest.mark.lab
 
 DISTROS = ["bookworm", "trixie"]
+REPOSITORY_DEPLOY = Path(__file__).parent / "deploys/docker_ce_repository.py"
 HAND_KEY = "debug"
 RC_LOCAL = (
     "#!/bin/sh -e\n# added by hand, following old advice\nchmod 666 /var/run/docker.sock\nexit 0\n"
@@ -126,30 +133,112 @@ def test_custom_group_and_gid_then_back(converged: Converged) -> None:
     assert vm.ssh(SOCKET_STAT).stdout.strip() == "root:docker 660"
 
 
+@dataclass
+class LoopbackRepo:
+    port: int  # the VM reaches it as http://10.0.2.2:<port>
+    fingerprint: str  # of the throwaway key that signs it
+
+    @property
+    def base(self) -> str:
+        return f"http://10.0.2.2:{self.port}"
+
+
+def _release(suite: str, packages: bytes) -> str:
+    digest = hashlib.sha256(packages).hexdigest()
+    date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime())
+    return (
+        f"Origin: dindkit-test\nLabel: dindkit-test\nSuite: {suite}\nCodename: {suite}\n"
+        f"Date: {date}\nArchitectures: amd64\nComponents: stable\nSHA256:\n"
+        f" {digest} {len(packages)} stable/binary-amd64/Packages\n"
+    )
+
+
 @pytest.fixture
-def throwaway_key_server(tmp_path: Path) -> Iterator[int]:
-    """Serves <port>/debian/gpg, a throwaway key, on the host's loopback (10.0.2.2 in a VM)."""
+def loopback_repo(tmp_path: Path) -> Iterator[LoopbackRepo]:
+    """A Docker-shaped apt repository (<base>/debian/gpg, dists/<suite>/InRelease, no packages)
+    signed with a throwaway key, served on the host's loopback."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
-    gpg = ["gpg", "--batch", "--homedir", str(home), "--passphrase", ""]
+    gpg = [
+        "gpg",
+        "--batch",
+        "--homedir",
+        str(home),
+        "--passphrase",
+        "",
+        "--pinentry-mode",
+        "loopback",
+    ]
     identity = "dindkit lab test key <lab@example.invalid>"
     subprocess.run([*gpg, "--quick-gen-key", identity, "ed25519", "sign", "never"], check=True)
+    listing = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys", identity], check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:")
+    debian = tmp_path / "repo/debian"
+    debian.mkdir(parents=True)
     key = subprocess.run([*gpg, "--armor", "--export", identity], check=True, capture_output=True)
-    (tmp_path / "repo/debian").mkdir(parents=True)
-    (tmp_path / "repo/debian/gpg").write_bytes(key.stdout)
+    (debian / "gpg").write_bytes(key.stdout)
+    for suite in DISTROS:
+        dists = debian / "dists" / suite
+        (dists / "stable/binary-amd64").mkdir(parents=True)
+        (dists / "stable/binary-amd64/Packages").write_bytes(b"")
+        (dists / "Release").write_text(_release(suite, b""))
+        sign = ["--digest-algo", "SHA256", "--clearsign", "-o", str(dists / "InRelease")]
+        subprocess.run([*gpg, *sign, str(dists / "Release")], check=True)
     handler = functools.partial(
         http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "repo")
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield server.server_address[1]
+        yield LoopbackRepo(server.server_address[1], fingerprint)
     finally:
         server.shutdown()
 
 
+def run_repository_deploy(vm, data: dict) -> tuple[int, str, int]:
+    """tests/lab/deploys/docker_ce_repository.py: only the repository part of the deploy."""
+    result = run_pyinfra(
+        inventory_file("lab"), REPOSITORY_DEPLOY, data, extra=["--limit", vm.host], capture=True
+    )
+    output = result.stdout + result.stderr
+    print(output)
+    return result.returncode, output, changed_operations(output, vm.host)
+
+
+def test_docker_ce_repository_from_loopback(
+    converged: Converged, loopback_repo: LoopbackRepo
+) -> None:
+    """The docker-ce path's repository part against a repository signed with a throwaway key
+    whose fingerprint is passed as docker_apt_key_fingerprint: key installed, sources written,
+    apt accepts the signed lists; a second run changes nothing and runs no apt-get update."""
+    vm = converged.vm
+    data = {
+        "docker_source": "docker-ce",
+        "docker_apt_repo_base": loopback_repo.base,
+        "docker_apt_key_fingerprint": loopback_repo.fingerprint,
+    }
+    try:
+        code, output, changed = run_repository_deploy(vm, data)
+        assert code == 0, output[-3000:]
+        assert changed > 0
+        sources = vm.ssh("cat /etc/apt/sources.list.d/docker.sources").stdout
+        assert f"URIs: {loopback_repo.base}/debian" in sources
+        assert "Signed-By: /etc/apt/keyrings/docker.asc" in sources
+        assert "10.0.2.2" in vm.ssh("ls /var/lib/apt/lists/").stdout  # lists fetched, verified
+        code, output, changed = run_repository_deploy(vm, data)
+        assert code == 0 and changed == 0, output[-3000:]
+        assert "apt-get update" not in output
+    finally:
+        vm.ssh(
+            "rm -f /etc/apt/sources.list.d/docker.sources /etc/apt/keyrings/docker.asc "
+            "/var/lib/apt/lists/10.0.2.2*"
+        )
+
+
 def test_docker_ce_key_with_wrong_fingerprint_is_refused(
-    converged: Converged, throwaway_key_server: int
+    converged: Converged, loopback_repo: LoopbackRepo
 ) -> None:
     """docker_source=docker-ce against a loopback "repository" whose key is not Docker's: the
     run stops at the key, before any package is removed or any source is added."""
@@ -158,7 +247,7 @@ def test_docker_ce_key_with_wrong_fingerprint_is_refused(
         "docker",
         {
             "docker_source": "docker-ce",
-            "docker_apt_repo_base": f"http://10.0.2.2:{throwaway_key_server}",
+            "docker_apt_repo_base": loopback_repo.base,
         },
         check=False,
     )
