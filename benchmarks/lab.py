@@ -58,9 +58,10 @@ def deploy(host: str, capability: str, data: dict[str, Any] | None = None) -> tu
             inventory_file("lab"), deploy_file(capability), data, ["--limit", host], capture=True
         )
     )
+    output = result.stdout + result.stderr  # pyinfra logs to stderr
     if result.returncode != 0:
-        raise SystemExit(f"deploys/{capability}.py failed on {host}:\n{result.stdout[-3000:]}")
-    return seconds, changed_operations(result.stdout, host)
+        raise SystemExit(f"deploys/{capability}.py failed on {host}:\n{output[-3000:]}")
+    return seconds, changed_operations(output, host)
 
 
 def bench(
