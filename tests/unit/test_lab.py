@@ -348,3 +348,43 @@ def test_up_retries_a_taken_port_and_records_the_lab(
     again = lab_api.up("lab1", "trixie", progress=messages.append)
     assert again == booted and fake_boot["images"] == ["trixie"]
     assert "already running" in messages[-1]
+
+
+# --- CLI, without qemu ---------------------------------------------------------------------
+
+
+def test_cli_list_status_and_down_without_labs() -> None:
+    from click.testing import CliRunner
+
+    from dindkit.lab.cli import lab as lab_cli
+
+    runner = CliRunner()
+    listed = runner.invoke(lab_cli, ["list"])
+    assert listed.exit_code == 0 and "No labs" in listed.output
+    status = runner.invoke(lab_cli, ["status"])
+    assert status.exit_code == 0 and "image bookworm: not built" in status.output
+    assert runner.invoke(lab_cli, ["down"]).exit_code == 2  # NAME or --all
+    assert runner.invoke(lab_cli, ["down", "x", "--all"]).exit_code == 2
+    gone = runner.invoke(lab_cli, ["down", "nolab"])
+    assert gone.exit_code == 0 and "nothing to do" in gone.output
+    ssh = runner.invoke(lab_cli, ["ssh", "nolab", "--", "true"])
+    assert ssh.exit_code == 1 and "lab nolab is not running" in ssh.output
+
+
+def test_cli_lists_a_recorded_lab(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dindkit.lab.cli import lab as lab_cli
+
+    state.save(make_lab(tmp_path))
+    listed = CliRunner().invoke(lab_cli, ["list"])
+    assert listed.exit_code == 0
+    assert listed.output.splitlines()[1].split() == [
+        "lab1",
+        "bookworm",
+        "stopped",
+        "-",
+        "-",
+        "tcg",
+        "lab-lab1",
+    ]
