@@ -32,7 +32,8 @@ def timed_bootstrap(host: str, data: dict[str, Any]) -> tuple[float, int]:
     seconds = time.monotonic() - start
     if result.returncode != 0:
         raise SystemExit(f"bootstrap failed on {host}:\n{result.stdout[-3000:]}{result.stderr}")
-    return seconds, changed_operations(result.stdout, host)
+    # pyinfra logs its progress to stderr.
+    return seconds, changed_operations(result.stdout + result.stderr, host)
 
 
 def main() -> None:
