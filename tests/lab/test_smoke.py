@@ -108,6 +108,7 @@ def test_socket_with_another_group_fails_dood_with_the_cause(vm: Any, tmp_path: 
         vm.ssh("systemctl restart docker.socket docker")
     assert process.returncode != 0, process.stdout[-3000:]
     mode = json.loads((tmp_path / "report.json").read_text())["hosts"][vm.host]["modes"]["dood"]
+    print(json.dumps(mode, indent=1))
     assert mode["status"] == "failed", mode
     socket_check = mode["checks"][0]
     assert socket_check["name"] == "socket-group" and socket_check["status"] == "failed"
