@@ -76,11 +76,5 @@ SMOKE_SETTINGS = SettingsTable(
             "Non-root UID the DooD container runs as.",
             integer(1, 65533),
         ),
-        Setting(
-            "smoke_registry",
-            False,
-            "Also push to a registry on the target (Debian's docker-registry package).",
-            boolean,
-        ),
     ),
 )

@@ -26,7 +26,7 @@ from dindkit.images import IMPORT_CHANGES, build_smoke_image, image_tag, smoke_i
 from dindkit.report import Check as ReportCheck
 from dindkit.report import HostResult as ReportHost
 from dindkit.report import ModeResult, clear_other_runs, write_host
-from dindkit.settings import SettingError, account_name
+from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke.modes import Context, Mode, build_mode, parse_output, q, script
 
@@ -146,15 +146,9 @@ def _sysbox_plan_reason() -> str | None:
 def run_smoke_tests() -> None:
     """Run the selected modes on the host and add its results to the report folder."""
     values = SMOKE_SETTINGS.validate(host.data)
-    group = host.data.get("docker_socket_group") or "docker"
-    try:
-        socket_group = account_name(group)
-    except SettingError as error:
-        raise DeployError(f"Invalid setting docker_socket_group={group!r}: {error}") from None
+    socket_group = DOCKER_SETTINGS.validate(host.data)["docker_socket_group"]
     report_dir = values["smoke_report_dir"]
     clear_other_runs(report_dir, RUN_ID)
-    if values["smoke_registry"]:
-        logger.warning("smoke_registry: the registry push check is not implemented yet; skipped")
 
     archive = values["smoke_image_archive"]
     if archive:
