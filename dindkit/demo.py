@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 import dindkit.lab
-from dindkit.lab.image import DISTROS
-from dindkit.lab.vm import ACCELS, LabError
+from dindkit.lab.cli import vm_options
+from dindkit.lab.vm import LabError
 from dindkit.paths import deploy_file, inventory_file
 
 DEFAULT_REPORT_DIR = Path("reports/latest")
@@ -27,13 +27,7 @@ def demo_name(distro: str) -> str:
 
 
 @click.command()
-@click.option(
-    "--distro",
-    type=click.Choice(DISTROS),
-    default=dindkit.lab.DEFAULT_DISTRO,
-    show_default=True,
-    help="Debian release of the lab VM.",
-)
+@vm_options
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -43,27 +37,6 @@ def demo_name(distro: str) -> str:
 )
 @click.option("--down", is_flag=True, help="Take the lab down at the end (even on failure).")
 @click.option("--name", default=None, help="Lab name  [default: demo-<distro>]")
-@click.option(
-    "--memory",
-    type=click.IntRange(1024),
-    default=dindkit.lab.DEFAULT_MEMORY,
-    show_default=True,
-    help="Lab memory in MiB.",
-)
-@click.option(
-    "--cpus",
-    type=click.IntRange(1),
-    default=dindkit.lab.DEFAULT_CPUS,
-    show_default=True,
-    help="Lab virtual CPUs.",
-)
-@click.option(
-    "--accel",
-    type=click.Choice(ACCELS),
-    default="auto",
-    show_default=True,
-    help="qemu accelerator (auto: KVM only if a bounded probe works).",
-)
 def demo(
     distro: str,
     report_dir: Path,

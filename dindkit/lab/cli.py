@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +14,45 @@ import dindkit.lab as lab_api
 from dindkit.lab.image import DISTROS, image_for, stale_images
 from dindkit.lab.state import Lab
 from dindkit.lab.vm import ACCELS, LabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def vm_options(command: F) -> F:
+    """The VM options ``lab up`` and ``demo`` share: --distro, --memory, --cpus, --accel."""
+    options = (
+        click.option(
+            "--distro",
+            type=click.Choice(DISTROS),
+            default=lab_api.DEFAULT_DISTRO,
+            show_default=True,
+            help="Debian release of the VM.",
+        ),
+        click.option(
+            "--memory",
+            type=click.IntRange(1024),
+            default=lab_api.DEFAULT_MEMORY,
+            show_default=True,
+            help="Memory in MiB.",
+        ),
+        click.option(
+            "--cpus",
+            type=click.IntRange(1),
+            default=lab_api.DEFAULT_CPUS,
+            show_default=True,
+            help="Virtual CPUs.",
+        ),
+        click.option(
+            "--accel",
+            type=click.Choice(ACCELS),
+            default="auto",
+            show_default=True,
+            help="auto: KVM only if a bounded probe boots with it, else TCG.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @click.group()
@@ -21,34 +62,7 @@ def lab() -> None:
 
 @lab.command()
 @click.argument("name", default=lab_api.DEFAULT_NAME)
-@click.option(
-    "--distro",
-    type=click.Choice(DISTROS),
-    default=lab_api.DEFAULT_DISTRO,
-    show_default=True,
-    help="Debian release of the VM.",
-)
-@click.option(
-    "--memory",
-    type=click.IntRange(512),
-    default=lab_api.DEFAULT_MEMORY,
-    show_default=True,
-    help="Memory in MiB.",
-)
-@click.option(
-    "--cpus",
-    type=click.IntRange(1),
-    default=lab_api.DEFAULT_CPUS,
-    show_default=True,
-    help="Virtual CPUs.",
-)
-@click.option(
-    "--accel",
-    type=click.Choice(ACCELS),
-    default="auto",
-    show_default=True,
-    help="auto: KVM only if a bounded probe boots with it, else TCG.",
-)
+@vm_options
 @click.option(
     "--timeout",
     type=click.FloatRange(10),
