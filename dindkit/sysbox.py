@@ -169,13 +169,19 @@ def check_before_docker() -> bool:
         return True
     if values["sysbox_preflight_only"]:
         return False
+    _installable_source(values)
+    return True
+
+
+def _installable_source(values: dict[str, Any]) -> PackageSource:
+    """The package to install, or a DeployError listing every failed host check / no source."""
     message = failure_message(host_preflight())
     if message:
         raise DeployError(message)
     source = package_source(values, host.get_fact(Arch))
     if isinstance(source, str):
         raise DeployError(source)
-    return True
+    return source
 
 
 def _preflight_report(values: dict[str, Any]) -> None:
@@ -208,12 +214,7 @@ def install_sysbox() -> None:
         _preflight_report(values)
         return
 
-    message = failure_message(host_preflight())
-    if message:
-        raise DeployError(message)
-    source = package_source(values, host.get_fact(Arch))
-    if isinstance(source, str):
-        raise DeployError(source)
+    source = _installable_source(values)
 
     # Nothing but this deploy installs sysbox-ce, so the version read now is the one the
     # operations below will find: download and install only when it differs.
