@@ -1,48 +1,22 @@
 """The bootstrap deploy on a bookworm lab VM: converges, then reruns change only the smoke tests.
 
-Runs after the other lab modules on the shared bookworm VM (Docker is then already there; the
-bootstrap must converge either way). The lab reaches no NTP server, so time sync stays off.
+It shares the bookworm VM with the other lab modules and, alphabetically first, meets it fresh;
+the Docker deploy's module then proves convergence on an already provisioned host. The lab
+reaches no NTP server, so time sync stays off.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dindkit.bootstrap import bootstrap
-from dindkit.lab.pyinfra_output import strip_ansi
 
 pytestmark = pytest.mark.lab
-
-STARTING = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$")
-
-
-def changed_operations(output: str, host: str) -> list[str]:
-    """Names of the operations that reported "Success" (a change) on ``host``."""
-    changed: list[str] = []
-    current = None
-    for line in strip_ansi(output).splitlines():
-        started = STARTING.match(line)
-        if started:
-            current = started["name"]
-        elif current and f"[{host}]" in line and "Success" in line:
-            changed.append(current)
-    return changed
-
-
-def test_changed_operations_parser() -> None:
-    output = (
-        "--> Starting operation: Bootstrap | Install the base packages \n"
-        "    [lab-x] No changes\n"
-        "--> Starting operation: Bootstrap | Smoke | Run DooD \n"
-        "    [lab-x] Success\n"
-    )
-    assert changed_operations(output, "lab-x") == ["Bootstrap | Smoke | Run DooD"]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +42,7 @@ def test_bootstrap_converges_and_reruns_only_the_smoke_tests(vm: Any, tmp_path: 
     second = vm.deploy("bootstrap", data=_data(tmp_path / "second"))
     assert second.returncode == 0, second.output[-3000:]
     smoke = f"{bootstrap.deploy_name} | {run_smoke_tests.deploy_name} | "
-    changed = changed_operations(second.output, vm.host)
+    changed = second.changed_operation_names
     assert changed, "the smoke tests run every time: some of their operations must change"
     assert [name for name in changed if not name.startswith(smoke)] == []
     assert "apt-get update" not in second.output
@@ -77,7 +51,7 @@ def test_bootstrap_converges_and_reruns_only_the_smoke_tests(vm: Any, tmp_path: 
 def test_without_smoke_a_rerun_changes_nothing(vm: Any, tmp_path: Path) -> None:
     run = vm.deploy("bootstrap", data=_data(tmp_path, smoke_enabled=False))
     assert run.returncode == 0, run.output[-3000:]
-    assert run.changed_operations == 0, changed_operations(run.output, vm.host)
+    assert run.changed_operations == 0, run.changed_operation_names
 
 
 SUDO_USER_SETUP = """
@@ -99,7 +73,7 @@ def test_a_non_root_user_through_sudo(vm: Any, tmp_path: Path) -> None:
             data=_data(tmp_path, smoke_enabled=False, ssh_user="deployer", _sudo=True),
         )
         assert run.returncode == 0, run.output[-3000:]
-        assert changed_operations(run.output, vm.host) == [
+        assert run.changed_operation_names == [
             f"{bootstrap.deploy_name} | Install the base packages"
         ]
     finally:
