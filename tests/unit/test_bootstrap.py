@@ -17,6 +17,22 @@ ROOT = Path(__file__).resolve().parents[2]
 PYINFRA_DRY = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", "deploys/bootstrap.py"]
 
 
+def failing_dry_run(*data: str) -> str:
+    """Output of ``pyinfra --dry @local deploys/bootstrap.py --data ...``, which must fail."""
+    data_arguments = [argument for item in data for argument in ("--data", item)]
+    result = subprocess.run(
+        [*PYINFRA_DRY, *data_arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    return output
+
+
 def test_validates_every_table() -> None:
     assert {t.capability for t in TABLES} == {t.capability for t in ALL_TABLES}
     for table in TABLES:
@@ -35,16 +51,7 @@ def test_validates_every_table() -> None:
     ],
 )
 def test_bad_setting_stops_before_any_operation(data: str, key: str) -> None:
-    result = subprocess.run(
-        [*PYINFRA_DRY, "--data", data],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    output = failing_dry_run(data)
     errors = [line for line in output.splitlines() if "Invalid setting" in line]
     assert len(errors) == 1 and key in errors[0], output
     assert "Traceback" not in output
@@ -94,16 +101,7 @@ def test_time_sync_leaves_another_time_daemon_alone() -> None:
 
 def test_sysbox_required_stops_the_host_in_one_line() -> None:
     # Offline without a package, Sysbox can never be installed, whatever this machine is.
-    result = subprocess.run(
-        [*PYINFRA_DRY, "--data", "sysbox_required=true", "--data", "sysbox_offline=true"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    output = failing_dry_run("sysbox_required=true", "sysbox_offline=true")
     errors = [line for line in output.splitlines() if "sysbox_required" in line]
     assert len(errors) == 1 and "cannot be installed" in errors[0], output
     assert "Traceback" not in output
