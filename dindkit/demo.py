@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 import dindkit.lab
+from dindkit import progress as life_signs
 from dindkit.lab.cli import vm_options
 from dindkit.lab.vm import LabError
 from dindkit.paths import deploy_file, inventory_file
@@ -66,7 +67,8 @@ def demo(
     try:
         step("Smoke image (cached by its recipe)")
         cached = smoke_image_archive().is_file()
-        archive = build_smoke_image()
+        with life_signs.running("Building the smoke image"):
+            archive = build_smoke_image()
         if cached:
             click.echo(f"Reusing the cached smoke image {archive}")
         step(f"Lab {name} ({distro})")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dindkit import progress as life_signs
 from dindkit.lab import image as images
 from dindkit.lab import vm
 from dindkit.lab.state import (
@@ -43,7 +44,7 @@ Progress = Callable[[str], None]
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    life_signs.say(message)
 
 
 def _lock(name: str) -> Path:
@@ -136,7 +137,8 @@ def up(
             f"ssh on 127.0.0.1:{lab.ssh_port}, serial log {lab.serial_log}"
         )
         try:
-            waited = vm.wait_for_ssh(lab, timeout, progress=progress)
+            with life_signs.running(f"Waiting for lab {name} to answer SSH"):
+                waited = vm.wait_for_ssh(lab, timeout, progress=progress)
         except BaseException:
             vm.stop(lab.pid, qemu_name(name))
             raise

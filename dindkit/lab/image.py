@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dindkit import progress as life_signs
 from dindkit.lab.state import cache_dir, file_lock
 from dindkit.lab.tools import require_tools
 from dindkit.paths import TEMPLATES_DIR
@@ -263,7 +264,8 @@ def ensure_image(distro: str, progress: Progress = print, force: bool = False) -
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=images_dir()))
         try:
             (work / "recipe.json").write_text(json.dumps(recipe(distro), indent=2) + "\n")
-            _build(distro, work, progress)
+            with life_signs.running(f"Building the {distro} lab image"):
+                _build(distro, work, progress)
             if image.directory.exists():
                 shutil.rmtree(image.directory)
             work.rename(image.directory)
