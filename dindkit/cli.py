@@ -18,6 +18,7 @@ COMMANDS = {
     "smoke": "dindkit.smoke.cli:smoke",
     "images": "dindkit.images:images",
     "doctor": "dindkit.doctor:doctor",
+    "report": "dindkit.smoke.cli:report",
 }
 
 HELP = {
@@ -26,6 +27,7 @@ HELP = {
     "smoke": "Smoke-test each Docker-in-Docker mode on an inventory's hosts.",
     "images": "Build the registry-free smoke image from Debian packages.",
     "doctor": "Read-only report of each host's Docker, socket and Sysbox readiness.",
+    "report": "Print a saved smoke report again (--html: write its HTML page).",
 }
 
 

@@ -1,14 +1,19 @@
-"""The smoke report: per host and mode a status, a reason, seconds and the checks.
+"""The smoke report: per host and mode a status, a reason, seconds, what the mode grants and
+the checks.
 
 Each host's results are written to ``DIR/hosts/<host>.json`` as soon as its smoke tests end,
-together with the run id; ``DIR/report.json`` and ``DIR/junit.xml`` are then rebuilt from every
-host file of the same run, so the last host to finish completes the report and a report never
-mixes runs (files of another run are removed first).
+together with the run id; ``DIR/report.json``, ``DIR/junit.xml`` and ``DIR/report.html`` are
+then rebuilt from every host file of the same run, so the last host to finish completes the
+report and a report never mixes runs (files of another run are removed first).
 
 report.json::
 
     {"hosts": {HOST: {"modes": {MODE: {"status": "passed|failed|skipped", "reason": str,
-     "seconds": float, "checks": [{"name": str, "status": str, "detail": str}]}}}}}
+     "seconds": float, "grants": str,
+     "checks": [{"name": str, "status": str, "detail": str}]}}}}}
+
+report.html is one self-contained page (templates/report/report.html.j2): a matrix of hosts by
+modes, and every check's detail in a ``<details>`` element; no scripts, fonts or images.
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dindkit import templating
+
 STATUSES = ("passed", "failed", "skipped")
 HOSTS_DIR = "hosts"
 REPORT_JSON = "report.json"
 JUNIT_XML = "junit.xml"
+REPORT_HTML = "report.html"
+HTML_TEMPLATE = "report/report.html.j2"
+
+
+class ReportError(ValueError):
+    """A saved report is missing or malformed; the message names the file and the problem."""
 
 
 @dataclass
@@ -40,6 +53,7 @@ class ModeResult:
     reason: str = ""
     seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
+    grants: str = ""  # what the mode gives the container on the host, in one sentence
 
 
 @dataclass
@@ -75,6 +89,7 @@ def host_from_dict(data: dict[str, Any]) -> HostResult:
                 reason=mode.get("reason", ""),
                 seconds=float(mode.get("seconds", 0.0)),
                 checks=[Check(**check) for check in mode.get("checks", [])],
+                grants=mode.get("grants", ""),
             )
             for name, mode in data["modes"].items()
         }
@@ -106,7 +121,7 @@ def clear_other_runs(report_dir: str | Path, run_id: str) -> None:
             other = None
         if other != run_id:
             path.unlink(missing_ok=True)
-    for name in (REPORT_JSON, JUNIT_XML):
+    for name in (REPORT_JSON, JUNIT_XML, REPORT_HTML):
         path = report_dir / name
         if path.exists() and report_run(report_dir) != run_id:
             path.unlink()
@@ -138,14 +153,56 @@ def write_report(report_dir: str | Path, report: Report) -> None:
     report_dir = Path(report_dir)
     _write_atomic(report_dir / REPORT_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
     _write_atomic(report_dir / JUNIT_XML, to_junit(report))
+    write_html(report_dir, report)
+
+
+def write_html(report_dir: str | Path, report: Report) -> Path:
+    path = Path(report_dir) / REPORT_HTML
+    _write_atomic(path, to_html(report))
+    return path
 
 
 def read_report(report_dir: str | Path) -> Report | None:
-    """The report in DIR, or None when there is none (no host finished)."""
+    """The report in DIR, or None when there is none (no host finished).
+
+    Raises ReportError when report.json is not a report.
+    """
     path = Path(report_dir) / REPORT_JSON
     if not path.exists():
         return None
-    return Report.from_dict(json.loads(path.read_text()))
+    try:
+        return parse_report(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ReportError(f"{path}: {error}") from None
+
+
+def parse_report(text: str) -> Report:
+    """A report from report.json's text; ValueError says what is wrong, and where."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error})") from None
+    hosts = data.get("hosts") if isinstance(data, dict) else None
+    if not isinstance(hosts, dict):
+        raise ValueError('not a dindkit smoke report: no "hosts" object at the top')
+    for host_name, host in hosts.items():
+        modes = host.get("modes") if isinstance(host, dict) else None
+        if not isinstance(modes, dict):
+            raise ValueError(f'hosts.{host_name} has no "modes" object')
+        for mode_name, mode in modes.items():
+            where = f"hosts.{host_name}.modes.{mode_name}"
+            status = mode.get("status") if isinstance(mode, dict) else None
+            if status not in STATUSES:
+                raise ValueError(f"{where}.status is {status!r}, not one of {', '.join(STATUSES)}")
+            checks = mode.get("checks", [])
+            if not isinstance(checks, list) or not all(
+                isinstance(check, dict) and {"name", "status"} <= set(check) for check in checks
+            ):
+                raise ValueError(f"{where}.checks is not a list of {{name, status, detail}}")
+    try:
+        return Report.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"unexpected value ({error})") from None
 
 
 # JUnit ---------------------------------------------------------------------------------------
@@ -193,6 +250,50 @@ def to_junit(report: Report) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
+# HTML ----------------------------------------------------------------------------------------
+
+
+def mode_names(report: Report) -> list[str]:
+    """Every mode of the report, in the order the hosts ran them."""
+    names: dict[str, None] = {}
+    for _, host in sorted(report.hosts.items()):
+        names.update(dict.fromkeys(host.modes))
+    return list(names)
+
+
+def counts(report: Report) -> str:
+    """``2 passed, 1 failed, 0 skipped (1 host(s))``."""
+    total = [mode for host in report.hosts.values() for mode in host.modes.values()]
+    tally = ", ".join(
+        f"{sum(mode.status == status for mode in total)} {status}" for status in STATUSES
+    )
+    return f"{tally} ({len(report.hosts)} host(s))"
+
+
+def to_html(report: Report) -> str:
+    """The self-contained HTML page of the report."""
+    modes = mode_names(report)
+    grants = {
+        mode: next(
+            (
+                h.modes[mode].grants
+                for _, h in sorted(report.hosts.items())
+                if mode in h.modes and h.modes[mode].grants
+            ),
+            "",
+        )
+        for mode in modes
+    }
+    environment = templating.environment().overlay(autoescape=True)
+    return environment.get_template(HTML_TEMPLATE).render(
+        hosts=sorted(report.hosts.items()),
+        modes=modes,
+        grants=grants,
+        summary=counts(report),
+        failed=report.failed,
+    )
+
+
 # Table ---------------------------------------------------------------------------------------
 
 
@@ -215,12 +316,8 @@ def format_table(report: Report) -> str:
         + row[4]
         for row in rows
     ]
-    total = [mode for host in report.hosts.values() for mode in host.modes.values()]
-    counts = ", ".join(
-        f"{sum(mode.status == status for mode in total)} {status}" for status in STATUSES
-    )
     lines = [line.rstrip() for line in lines]
-    lines.append(f"{counts} ({len(report.hosts)} host(s))")
+    lines.append(counts(report))
     if notes:
         lines += ["", "Failed checks:", *notes]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""``dindkit smoke``: run deploys/smoke.py with pyinfra, then print the report's table.
+"""``dindkit smoke``: run deploys/smoke.py with pyinfra, then print the report's table;
+``dindkit report DIR``: print a saved report's table again (and write its HTML page).
 
-It runs pyinfra's own CLI (dindkit.runner), so ``dindkit smoke INV`` and
+``dindkit smoke`` runs pyinfra's own CLI (dindkit.runner), so ``dindkit smoke INV`` and
 ``pyinfra INV deploys/smoke.py`` are the same run; this command only adds the table and an
 exit status that is non-zero when pyinfra failed or any mode failed.
 """
@@ -16,7 +17,17 @@ from typing import Any
 import click
 
 from dindkit import paths
-from dindkit.report import format_table, read_report, report_run
+from dindkit.report import (
+    JUNIT_XML,
+    REPORT_HTML,
+    REPORT_JSON,
+    Report,
+    ReportError,
+    format_table,
+    read_report,
+    report_run,
+    write_html,
+)
 from dindkit.runner import run_pyinfra
 from dindkit.settings.smoke import SMOKE_MODES
 
@@ -49,11 +60,16 @@ def run_and_report(
     if report is None or not report.hosts:
         click.echo(f"No smoke report in {report_dir}: no host got to the end of its smoke tests.")
         return process.returncode or 1
-    click.echo(format_table(report))
-    click.echo(f"Report: {report_dir / 'report.json'}, {report_dir / 'junit.xml'}")
+    print_report(report, report_dir)
     if process.returncode:
         return process.returncode
     return 1 if report.failed else 0
+
+
+def print_report(report: Report, report_dir: Path) -> None:
+    click.echo(format_table(report))
+    files = [report_dir / name for name in (REPORT_JSON, JUNIT_XML, REPORT_HTML)]
+    click.echo("Report: " + ", ".join(str(path) for path in files if path.exists()))
 
 
 def _modes(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -87,3 +103,29 @@ def smoke(inventory: str, modes: list[str], report_dir: str, limit: str | None) 
         inventory, paths.deploy_file("smoke"), {"smoke_modes": modes}, report_dir, limit
     )
     raise SystemExit(code)
+
+
+@click.command()
+@click.argument("report_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--html", is_flag=True, help=f"Also write (or refresh) DIR/{REPORT_HTML}.")
+def report(report_dir: Path, html: bool) -> None:
+    """Print the table of the smoke report saved in DIR (report.json).
+
+    Exit status: 0 when no mode failed, 1 when one did, 2 when DIR holds no readable report.
+    """
+    try:
+        saved = read_report(report_dir)
+    except ReportError as error:
+        click.echo(f"dindkit report: {error}", err=True)
+        raise SystemExit(2) from None
+    if saved is None:
+        if report_dir.is_dir():
+            problem = f"{report_dir / REPORT_JSON}: no such file (no smoke report in this folder)"
+        else:
+            problem = f"{report_dir}: no such folder"
+        click.echo(f"dindkit report: {problem}", err=True)
+        raise SystemExit(2)
+    if html:
+        write_html(report_dir, saved)
+    print_report(saved, report_dir)
+    raise SystemExit(1 if saved.failed else 0)

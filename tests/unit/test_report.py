@@ -1,9 +1,13 @@
-"""The smoke report: report.json's exact structure, JUnit parsed back, runs never mixed."""
+"""The smoke report: report.json's exact structure, JUnit parsed back, runs never mixed, the
+HTML page's content, malformed reports named with their problem."""
 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from dindkit import report as r
 
@@ -21,7 +25,8 @@ def validate_report_json(data: dict) -> None:
     for modes in data["hosts"].values():
         assert set(modes) == {"modes"}
         for mode in modes["modes"].values():
-            assert set(mode) == {"status", "reason", "seconds", "checks"}
+            assert set(mode) == {"status", "reason", "seconds", "grants", "checks"}
+            assert isinstance(mode["grants"], str)
             assert mode["status"] in r.STATUSES
             assert isinstance(mode["reason"], str)
             assert isinstance(mode["seconds"], int | float)
@@ -107,3 +112,74 @@ def test_table_lists_every_mode_and_the_failed_checks():
 def test_round_trip_through_dict():
     report = r.Report({"h": host(("dind", "passed"))})
     assert r.Report.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_grants_round_trip_and_default_to_empty():
+    report = r.Report({"h": r.HostResult({"dood": r.ModeResult("passed", grants="root")})})
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["hosts"]["h"]["modes"]["dood"]["grants"] == "root"
+    assert r.Report.from_dict(data) == report
+    del data["hosts"]["h"]["modes"]["dood"]["grants"]  # a report of an older dindkit
+    assert r.Report.from_dict(data).hosts["h"].modes["dood"].grants == ""
+
+
+def test_html_is_written_beside_report_json(tmp_path):
+    r.write_host(tmp_path, "run1", "lab-a", host(("dood", "passed"), ("sysbox", "skipped")))
+    page = (tmp_path / r.REPORT_HTML).read_text()
+    assert "lab-a" in page and "sysbox is skipped" in page
+    r.clear_other_runs(tmp_path, "run2")
+    assert not (tmp_path / r.REPORT_HTML).exists()
+
+
+def test_html_matrix_has_a_cell_per_host_and_mode_with_its_status():
+    report = r.Report(
+        {
+            "lab-a": host(("dood", "passed"), ("dind", "failed")),
+            "lab-b": host(("dood", "skipped")),
+        }
+    )
+    report.hosts["lab-a"].modes["dood"].grants = "root on the host"
+    page = r.to_html(report)
+    cells = re.findall(r'<td class="status (\w+)">\s*<a href="#([^"]+)">', page)
+    assert cells == [("passed", "lab-a-dood"), ("failed", "lab-a-dind"), ("skipped", "lab-b-dood")]
+    assert page.count('<td class="none">not run</td>') == 1  # lab-b has no dind
+    assert 'id="lab-a-dind"' in page and "grants: root on the host" in page
+    assert "<dt>dood</dt>" in page and "<dt>dind</dt>" not in page  # only known grants
+    assert '<details open=""' not in page and "<details open>" in page  # the failed check
+
+
+def test_html_escapes_output_and_loads_nothing_from_elsewhere():
+    report = r.Report({"h": host(("dood", "failed"))})
+    report.hosts["h"].modes["dood"].checks[0].detail = "<script>alert(1)</script> & co"
+    page = r.to_html(report)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+    for external in ("<script", "<link", "<img", "src=", "url(", "http:", "https:", "@import"):
+        assert external not in page, external
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", 'no "hosts" object'),
+        ('{"hosts": {"h": {}}}', 'hosts.h has no "modes" object'),
+        (
+            '{"hosts": {"h": {"modes": {"dood": {"status": "green"}}}}}',
+            "hosts.h.modes.dood.status is 'green', not one of passed, failed, skipped",
+        ),
+        (
+            '{"hosts": {"h": {"modes": {"dood": {"status": "passed", "checks": [1]}}}}}',
+            "hosts.h.modes.dood.checks is not a list",
+        ),
+        (
+            '{"hosts": {"h": {"modes": {"dood": {"status": "passed", "seconds": "x"}}}}}',
+            "unexpected value",
+        ),
+    ],
+)
+def test_a_malformed_report_names_the_file_and_the_problem(tmp_path, text, problem):
+    (tmp_path / r.REPORT_JSON).write_text(text)
+    with pytest.raises(r.ReportError) as raised:
+        r.read_report(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / r.REPORT_JSON}: ")
+    assert problem in str(raised.value)
