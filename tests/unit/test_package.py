@@ -3,6 +3,9 @@
 Kept quick: the wheel is built once (pip wheel, no dependencies), installed with --no-deps into
 a fresh venv that borrows the already-installed dependencies from this venv through a .pth
 line (which does not activate this venv's editable dindkit), and used from a temporary folder.
+However this venv holds dindkit (editable, or a wheel in the borrowed site-packages), the test
+venv gets its own copy: --ignore-installed installs the wheel even where pip already sees a
+dindkit of the same version, and the venv's own site-packages comes before borrowed paths.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "install",
         "-q",
         "--no-deps",
+        "--ignore-installed",
         wheel,
         cwd=base,
     )
@@ -76,5 +80,6 @@ def test_installed_package_renders_its_templates(installed: Path, tmp_path: Path
     output = run(installed / "python", "-c", script, cwd=tmp_path)
     location, deploy_found, *rendered = output.splitlines()
     assert not location.startswith(str(ROOT)), "the checkout was imported, not the wheel"
+    assert location.startswith(str(installed.parent)), f"not the test venv's dindkit: {location}"
     assert deploy_found == "True"
     assert "SocketMode=0660" in rendered and "SocketGroup=docker" in rendered
