@@ -1,10 +1,10 @@
-"""The README's settings tables, generated from the settings tables themselves.
+"""The settings tables of docs/settings.md, generated from the settings tables themselves.
 
     python -m dindkit.settings.readme            # print the tables
-    python -m dindkit.settings.readme --write    # rewrite them in README.md
+    python -m dindkit.settings.readme --write    # rewrite them in docs/settings.md
 
-tests/unit/test_readme.py fails when README.md and this output differ, so that neither the
-documentation nor the code's defaults drift.
+tests/unit/test_readme.py fails when docs/settings.md and this output differ, so that neither
+the documentation nor the code's defaults drift.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dindkit.settings.catalog import ALL_TABLES
 BEGIN = "<!-- generated: settings tables (python -m dindkit.settings.readme --write) -->"
 END = "<!-- /generated: settings tables -->"
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 # The deploy each capability's settings belong to, for the table headings.
 DEPLOYS = {
@@ -40,7 +40,7 @@ def format_default(value: Any) -> str:
 def table_markdown(table: SettingsTable) -> str:
     where = DEPLOYS.get(table.capability, table.capability)
     lines = [
-        f"#### {table.capability} ({where})",
+        f"### {table.capability} ({where})",
         "",
         "| Setting | Default | Description |",
         "| --- | --- | --- |",
@@ -59,16 +59,16 @@ def generate() -> str:
     return f"{BEGIN}\n{tables}\n{END}"
 
 
-def current(readme_text: str) -> str | None:
-    """The generated block as it stands in the README, None when the markers are missing."""
-    start = readme_text.find(BEGIN)
-    end = readme_text.find(END)
+def current(text: str) -> str | None:
+    """The generated block as it stands in the page, None when the markers are missing."""
+    start = text.find(BEGIN)
+    end = text.find(END)
     if start < 0 or end < start:
         return None
-    return readme_text[start : end + len(END)]
+    return text[start : end + len(END)]
 
 
-def write(path: Path = README) -> bool:
+def write(path: Path = SETTINGS_DOC) -> bool:
     """Rewrite the block in ``path``; True when it changed."""
     text = path.read_text()
     block = current(text)
@@ -83,7 +83,7 @@ def write(path: Path = README) -> bool:
 
 def main(argv: list[str]) -> int:
     if "--write" in argv:
-        print("README.md updated" if write() else "README.md already up to date")
+        print(f"{SETTINGS_DOC} updated" if write() else f"{SETTINGS_DOC} already up to date")
     else:
         print(generate())
     return 0
