@@ -12,6 +12,7 @@ nested ``running`` only relabels the active ticker, so there is one life-sign li
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -43,12 +44,14 @@ class Ticker:
         tty: bool | None = None,
         every: float = EVERY,
         quiet: float = QUIET,
+        columns: Callable[[], int] = lambda: shutil.get_terminal_size().columns,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self.clock = clock
         self.every = every
         self.quiet = quiet
+        self.columns = columns
         self._lock = threading.Lock()
         now = clock()
         self.label = label
@@ -82,13 +85,19 @@ class Ticker:
                 if quiet_for >= self.quiet:
                     spinner = SPINNER[self._frame % len(SPINNER)]
                     self._frame += 1
-                    self.stream.write(f"{CLEAR_LINE}{spinner} {self.label} ({age})")
+                    self.stream.write(CLEAR_LINE + self._fit(f"{spinner} ", f" ({age})"))
                     self._spinning = True
                     self.stream.flush()
             elif quiet_for >= self.every and now - self._last_sign >= self.every:
                 self.stream.write(f"    ... still running: {self.label} ({age})\n")
                 self.stream.flush()
                 self._last_sign = now
+
+    def _fit(self, before: str, after: str) -> str:
+        """One terminal line (a wrapped one could not be redrawn): the label's end if need be."""
+        room = self.columns() - 1 - len(before) - len(after)
+        label = self.label if len(self.label) <= room else "..." + self.label[-max(room - 3, 1) :]
+        return before + label + after
 
     def clear(self) -> None:
         """Remove the spinner line (on a terminal), e.g. before the ticker stops."""

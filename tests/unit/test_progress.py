@@ -75,6 +75,16 @@ def test_a_terminal_gets_a_spinner_line_that_output_clears() -> None:
     )
 
 
+def test_the_spinner_line_fits_the_terminal_keeping_the_label_s_end() -> None:
+    clock, stream = Clock(), io.StringIO()
+    label = "Bootstrap a host | Install Docker Engine | Install docker.io"
+    tick = progress.Ticker(label, stream, clock=clock, tty=True, columns=lambda: 40)
+    clock.now = 105.0
+    tick.tick()
+    line = stream.getvalue().removeprefix("\r\x1b[K")
+    assert line == "| ...er Engine | Install docker.io (5s)" and len(line) == 39
+
+
 def test_format_age() -> None:
     assert [progress.format_age(s) for s in (0, 59.9, 60, 185)] == ["0s", "59s", "1m00s", "3m05s"]
 
