@@ -272,22 +272,15 @@ def counts(report: Report) -> str:
 
 def to_html(report: Report) -> str:
     """The self-contained HTML page of the report."""
-    modes = mode_names(report)
-    grants = {
-        mode: next(
-            (
-                h.modes[mode].grants
-                for _, h in sorted(report.hosts.items())
-                if mode in h.modes and h.modes[mode].grants
-            ),
-            "",
-        )
-        for mode in modes
-    }
+    grants: dict[str, str] = {}  # the first host's sentence for each mode that has one
+    for _, host in sorted(report.hosts.items()):
+        for name, mode in host.modes.items():
+            if mode.grants:
+                grants.setdefault(name, mode.grants)
     environment = templating.environment().overlay(autoescape=True)
     return environment.get_template(HTML_TEMPLATE).render(
         hosts=sorted(report.hosts.items()),
-        modes=modes,
+        modes=mode_names(report),
         grants=grants,
         summary=counts(report),
         failed=report.failed,
