@@ -24,7 +24,7 @@ from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
-from dindkit.templating import render_io
+from dindkit.templating import render, render_io
 
 SOURCES_FILE = "/etc/apt/sources.list.d/docker.sources"
 STALE_SOURCES_LIST = "/etc/apt/sources.list.d/docker.list"
@@ -132,9 +132,9 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
         fingerprint=values["docker_apt_key_fingerprint"],
         dest=KEYRING,
     )
-    sources = files.put(
+    sources = apt_ops.sources_file(
         name="Add Docker's apt repository",
-        src=render_io(
+        content=render(
             "etc/apt/sources.list.d/docker.sources.j2",
             uri=repo,
             suite=platform.codename,
@@ -142,9 +142,6 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
             keyring=KEYRING,
         ),
         dest=SOURCES_FILE,
-        user="root",
-        group="root",
-        mode="644",
     )
     apt_ops.update(
         name="Refresh apt's lists after the repository changed",

@@ -3,6 +3,7 @@
 - ``packages``: install (refreshing apt's lists first) or remove packages.
 - ``update``: refresh apt's lists, at most every ``cache_time`` seconds when given.
 - ``command``: the same script for an operation that runs its own apt-get steps (a local .deb).
+- ``sources_file``: write an apt sources file atomically (a new file, then a rename).
 
 Whatever runs is one script (templates/apt/apt-steps.sh.j2) sent as one command: it waits for
 dpkg's locks up to ``apt_lock_timeout`` seconds (a progress line every 20 s naming the holder),
@@ -14,17 +15,21 @@ apt's own output goes to a temporary file and is shown only when a step fails.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api.util import get_file_sha1
 from pyinfra.connectors.util import CommandOutput
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, Sha1File
 from pyinfra.facts.server import Date
+from pyinfra.operations import files
 from pyinfra.operations.util.packaging import ensure_packages
 
 from dindkit.settings.apt import APT_SETTINGS
@@ -174,3 +179,33 @@ def update(cache_time: int | None = None):
         host.noop("apt's lists are fresh")
         return
     yield command(UPDATE_STEP)
+
+
+@operation()
+def sources_file(content: str, dest: str, mode: str = "644"):
+    """
+    Write an apt sources file (root:root) atomically: apt never reads half of it.
+
+    + content: the file's text
+    + dest: the file under /etc/apt/sources.list.d
+    + mode: its mode
+
+    The content goes to a hidden file in /etc/apt (same filesystem, a name apt does not read),
+    which is then renamed over ``dest``. pyinfra's files.put writes ``dest`` in place.
+
+    **Example:**
+
+    .. code:: python
+
+        sources_file(name="Add Docker's apt repository", content=text,
+                     dest="/etc/apt/sources.list.d/docker.sources")
+    """
+    src = StringIO(content)
+    if get_file_sha1(src) == host.get_fact(Sha1File, path=dest):
+        yield from files.file._inner(path=dest, user="root", group="root", mode=mode, touch=False)
+        return
+    staged = os.path.join(os.path.dirname(os.path.dirname(dest)), f".{os.path.basename(dest)}.new")
+    yield FileUploadCommand(src, staged, remote_temp_filename=host.get_temp_filename(staged))
+    yield StringCommand("chown", "root:root", staged)
+    yield StringCommand("chmod", mode, staged)
+    yield StringCommand("mv", "-f", staged, dest)

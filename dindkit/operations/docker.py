@@ -181,7 +181,9 @@ def apt_key_command(url: str, fingerprint: str, dest: str) -> str:
         f'if [ "$found" != {fingerprint} ]; then '
         f"echo \"refusing the key from {url}: its fingerprint is '$found', expected "
         f'{fingerprint}" >&2; exit 1; fi; '
-        f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest)}'
+        # A new file beside the old one, renamed over it: apt never reads half a key.
+        f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest + ".dindkit-new")}; '
+        f"mv -f {shlex.quote(dest + '.dindkit-new')} {shlex.quote(dest)}"
     )
     return f"sh -c {shlex.quote(script)}"
 
