@@ -17,10 +17,12 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
 
 from dindkit.docker import install_docker
+from dindkit.operations import apt as apt_ops
 from dindkit.settings import SettingsTable
+from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
@@ -34,6 +36,7 @@ TABLES: tuple[SettingsTable, ...] = (
     DOCKER_SETTINGS,
     SYSBOX_SETTINGS,
     SMOKE_SETTINGS,
+    APT_SETTINGS,
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -100,10 +103,11 @@ def bootstrap() -> None:
 
 
 def _base_packages(packages: list[str]) -> None:
-    apt.update(name="Update the apt index (at most once a day)", cache_time=APT_CACHE_SECONDS)
-    apt.packages(
+    apt_ops.update(name="Update the apt index (at most once a day)", cache_time=APT_CACHE_SECONDS)
+    apt_ops.packages(
         name="Install the base packages",
         packages=packages,
+        update=False,  # just refreshed, at most a day ago
         no_recommends=True,
     )
 
@@ -118,9 +122,10 @@ def _time_sync() -> None:
     if keeper is not None:
         host.noop(f"time sync is already provided by {keeper}")
         return
-    apt.packages(
+    apt_ops.packages(
         name="Install systemd-timesyncd",
         packages=["systemd-timesyncd"],
+        update=False,  # refreshed with the base packages
         no_recommends=True,
     )
     systemd.service(

@@ -16,13 +16,15 @@ from pyinfra.api import DeployError, deploy
 from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution, Users
 from pyinfra.facts.snap import SnapPackages
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from dindkit.facts.docker import GroupEntry
+from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
+from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
-from dindkit.templating import render_io
+from dindkit.templating import render, render_io
 
 SOURCES_FILE = "/etc/apt/sources.list.d/docker.sources"
 STALE_SOURCES_LIST = "/etc/apt/sources.list.d/docker.list"
@@ -119,7 +121,7 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
         path=STALE_SOURCES_LIST,
         present=False,
     )
-    docker_ops.apt_packages(
+    apt_ops.packages(
         name="Install what fetching and checking the repository key needs",
         packages=["ca-certificates", "curl", "gnupg"],
     )
@@ -130,9 +132,9 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
         fingerprint=values["docker_apt_key_fingerprint"],
         dest=KEYRING,
     )
-    sources = files.put(
+    sources = apt_ops.sources_file(
         name="Add Docker's apt repository",
-        src=render_io(
+        content=render(
             "etc/apt/sources.list.d/docker.sources.j2",
             uri=repo,
             suite=platform.codename,
@@ -140,11 +142,8 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
             keyring=KEYRING,
         ),
         dest=SOURCES_FILE,
-        user="root",
-        group="root",
-        mode="644",
     )
-    apt.update(
+    apt_ops.update(
         name="Refresh apt's lists after the repository changed",
         _if=any_changed(stale, key, sources),
     )
@@ -153,7 +152,7 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
 def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
     docker_ce_repository(values, platform)
     # Only now, with a trusted repository in place, remove what clashes with its packages.
-    docker_ops.apt_packages(
+    apt_ops.packages(
         name="Remove packages that conflict with Docker's own",
         packages=CONFLICTING_WITH_DOCKER_CE,
         present=False,
@@ -162,14 +161,14 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
     if values["docker_version"]:
         pin = docker_ce_version(values["docker_version"], platform)
         packages = [f"{name}={pin}" if name.startswith("docker-ce") else name for name in packages]
-    docker_ops.apt_packages(
+    apt_ops.packages(
         name="Install Docker Engine from Docker's repository",
         packages=packages,
     )
 
 
 def _distro() -> None:
-    docker_ops.apt_packages(
+    apt_ops.packages(
         name="Remove Docker's own packages (docker_source=distro)",
         packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
         present=False,
@@ -179,7 +178,7 @@ def _distro() -> None:
         path=SOURCES_FILE,
         present=False,
     )
-    docker_ops.apt_packages(
+    apt_ops.packages(
         name="Install Docker Engine from the distribution (docker.io)",
         packages=DISTRO_PACKAGES,
     )
@@ -206,6 +205,7 @@ def install_docker() -> None:
     Settings (``dindkit.settings.docker``) are validated before any fact is read.
     """
     values = DOCKER_SETTINGS.validate(host.data)
+    APT_SETTINGS.validate(host.data)  # read by every apt step (dindkit.operations.apt)
     platform = current_platform()
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS
 from dindkit.templating import render
 
 SUITE = "bookworm"
@@ -129,6 +130,7 @@ def mmdebstrap_command(rootfs_tar: Path, entrypoint_file: Path) -> list[str]:
         f"--customize-hook=upload {entrypoint_file} {ENTRYPOINT}",
         f'--customize-hook=chmod 0755 "$1"{ENTRYPOINT}',
         f"--customize-hook=rm -rf {removed}",
+        *MMDEBSTRAP_RETRY_OPTIONS,
         SUITE,
         str(rootfs_tar),
         MIRROR,

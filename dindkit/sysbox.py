@@ -26,7 +26,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.server import Arch, KernelVersion, LinuxDistribution
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 
 from dindkit.facts.docker import DaemonJson
 from dindkit.facts.sysbox import (
@@ -38,6 +38,7 @@ from dindkit.facts.sysbox import (
     SnapDocker,
     SysboxVersion,
 )
+from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.operations import sysbox as sysbox_ops
 from dindkit.preflight import (
@@ -52,6 +53,7 @@ from dindkit.preflight import (
     host_checks,
     release_of,
 )
+from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_PACKAGE_URL, SYSBOX_PACKAGES, SYSBOX_SETTINGS
 
 # What the sysbox-ce package declares it depends on (its debian/control), installed from the
@@ -165,6 +167,7 @@ def check_before_docker() -> bool:
     Returns whether the Docker deploy should run (not for ``sysbox_preflight_only``).
     """
     values = SYSBOX_SETTINGS.validate(host.data)
+    APT_SETTINGS.validate(host.data)  # read by every apt step (dindkit.operations.apt)
     if values["sysbox_state"] == "absent":
         return True
     if values["sysbox_preflight_only"]:
@@ -207,6 +210,7 @@ def _preflight_report(values: dict[str, Any]) -> None:
 def install_sysbox() -> None:
     """Sysbox CE from a pinned, checksummed package, or its removal (sysbox_state: absent)."""
     values = SYSBOX_SETTINGS.validate(host.data)
+    APT_SETTINGS.validate(host.data)
     if values["sysbox_state"] == "absent":
         _remove()
         return
@@ -257,11 +261,10 @@ def _install(source: PackageSource, stop_containers: bool) -> None:
         sha256=source.sha256,
         source=source.origin,
     )
-    apt.packages(
+    apt_ops.packages(
         name="Install Sysbox's dependencies",
         packages=PACKAGE_DEPENDENCIES,
         no_recommends=True,
-        update=True,
         cache_time=24 * 3600,
     )
     sysbox_ops.package_installed(

@@ -31,6 +31,7 @@ from dindkit import progress as life_signs
 from dindkit.lab.state import cache_dir, file_lock
 from dindkit.lab.tools import require_tools
 from dindkit.paths import TEMPLATES_DIR
+from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS
 from dindkit.templating import render
 
 # Bump when the build steps change in a way the hashed inputs do not show.
@@ -168,6 +169,7 @@ def mmdebstrap_command(distro: str, target: Path, files_dir: Path, unprivileged:
         "--format=directory",
         "--include=" + ",".join(PACKAGES),
         *[f"--customize-hook={hook}" for hook in hooks],
+        *MMDEBSTRAP_RETRY_OPTIONS,
         distro,
         str(target),
         *sources(distro),

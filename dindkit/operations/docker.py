@@ -6,7 +6,7 @@
 - ``group_members``: existing users added to that group.
 - ``apt_key``: download a repository key on the target and install it only if its fingerprint
   is the expected one.
-- ``apt_packages``: install packages, refreshing apt's lists only when something is missing.
+- ``apt_packages``: an alias of ``dindkit.operations.apt.packages`` (dpkg's locks, retries).
 - ``remove_legacy_socket_hacks``: remove chmod/chown docker.sock lines, keeping backups.
 - ``restart_docker``: restart dockerd (and its socket) in systemd's order, then wait until
   ``docker info`` answers.
@@ -21,7 +21,7 @@ from typing import Any
 from pyinfra import host, logger
 from pyinfra.api import OperationError, operation
 from pyinfra.facts.server import Users
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
 from pyinfra.operations.util.files import get_timestamp
 
 from dindkit.facts.docker import (
@@ -31,6 +31,7 @@ from dindkit.facts.docker import (
     LegacySocketHack,
     LegacySocketHacks,
 )
+from dindkit.operations import apt as apt_ops
 from dindkit.templating import render_io
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -180,7 +181,9 @@ def apt_key_command(url: str, fingerprint: str, dest: str) -> str:
         f'if [ "$found" != {fingerprint} ]; then '
         f"echo \"refusing the key from {url}: its fingerprint is '$found', expected "
         f'{fingerprint}" >&2; exit 1; fi; '
-        f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest)}'
+        # A new file beside the old one, renamed over it: apt never reads half a key.
+        f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest + ".dindkit-new")}; '
+        f"mv -f {shlex.quote(dest + '.dindkit-new')} {shlex.quote(dest)}"
     )
     return f"sh -c {shlex.quote(script)}"
 
@@ -216,27 +219,8 @@ def apt_key(url: str, fingerprint: str, dest: str):
     yield apt_key_command(url, fingerprint, dest)
 
 
-@operation()
-def apt_packages(packages: Iterable[str], present: bool = True):
-    """
-    Install (or remove) apt packages; refresh apt's lists first only when installing.
-
-    + packages: package names, ``name=version`` to pin
-    + present: False removes them
-
-    Unlike ``apt.packages(update=True)`` this never runs ``apt-get update`` when every package
-    is already as asked, so a re-run stays silent.
-
-    **Example:**
-
-    .. code:: python
-
-        apt_packages(name="Install Docker", packages=["docker.io"])
-    """
-    commands = list(apt.packages._inner(packages=list(packages), present=present))
-    if commands and present:
-        yield "apt-get update"
-    yield from commands
+# Every apt step lives in dindkit.operations.apt; this name stays for existing callers.
+apt_packages = apt_ops.packages
 
 
 def _backup_and_remove(path: str, hacks: list[LegacySocketHack], timestamp: str) -> str:

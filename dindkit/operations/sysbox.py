@@ -21,6 +21,7 @@ from dindkit.facts.sysbox import (
     SysboxServices,
     SysboxVersion,
 )
+from dindkit.operations import apt as apt_ops
 from dindkit.preflight import DockerFacts, check_containers, docker_checks, failure_message
 
 SYSBOX_PACKAGE = "sysbox-ce"
@@ -126,11 +127,8 @@ def package_installed(path: str, version: str):
     if installed == version:
         host.noop(f"Sysbox {version} is already installed")
         return
-    quoted = shlex.quote(path)
-    yield (
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confold "
-        f"{quoted} && rm -f {quoted}"
-    )
+    yield apt_ops.command(apt_ops.run_step("install", path))
+    yield f"rm -f {shlex.quote(path)}"
 
 
 @operation()
@@ -146,7 +144,7 @@ def package_removed():
     if installed is None:
         host.noop("Sysbox is not installed")
         return
-    yield f"DEBIAN_FRONTEND=noninteractive apt-get purge -y {SYSBOX_PACKAGE}"
+    yield apt_ops.command(apt_ops.run_step("purge", SYSBOX_PACKAGE))
 
 
 @operation()

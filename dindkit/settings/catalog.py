@@ -1,6 +1,7 @@
 """Every capability's settings table, in the order the README lists them."""
 
 from dindkit.settings import SettingsTable
+from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
@@ -11,4 +12,5 @@ ALL_TABLES: tuple[SettingsTable, ...] = (
     SYSBOX_SETTINGS,
     SMOKE_SETTINGS,
     BOOTSTRAP_SETTINGS,
+    APT_SETTINGS,
 )

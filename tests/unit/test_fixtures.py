@@ -14,7 +14,8 @@ Each JSON file is one case; this module only loads and runs them.
 path (``dindkit.facts.docker.DaemonJson``) for any other. A fact read with arguments is looked up
 by its keyword arguments, sorted, as ``name=value`` joined by ``,`` (positional arguments are
 named after the fact's ``command()`` parameters). Commands appear as the shell string, as
-``["upload", "<text>", "<dest>"]`` for a file upload, or ``["function", "<name>"]``.
+``["upload", "<text>", "<dest>"]`` for a file upload, ``["function", "<name>"]``, or, for a
+script rendered from a template, ``{"template": "<path under templates/>", "context": {...}}``.
 
 ``tests/fixtures/facts/<dotted.fact.path>/<case>.json``::
 
@@ -34,6 +35,8 @@ from unittest.mock import patch
 import pytest
 from pyinfra.api import Config, FileUploadCommand, FunctionCommand, StringCommand
 from pyinfra.context import ctx_host, ctx_state
+
+from dindkit.templating import render
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -133,6 +136,12 @@ def command_as_json(command: Any) -> Any:
     raise AssertionError(f"unexpected command type {type(command).__name__}: {command!r}")
 
 
+def expected_command(command: Any) -> Any:
+    if isinstance(command, dict):
+        return render(command["template"], **command["context"])
+    return command
+
+
 @pytest.mark.parametrize(("operation", "case_path"), _cases("operations"))
 def test_operation(operation: str, case_path: Path) -> None:
     case = json.loads(case_path.read_text())
@@ -162,7 +171,8 @@ def test_operation(operation: str, case_path: Path) -> None:
             assert str(error) == exception["message"]
             return
     assert not exception, f"expected {exception['name']}, got commands {commands}"
-    assert commands == case["commands"], json.dumps(commands, indent=2)
+    expected = [expected_command(command) for command in case["commands"]]
+    assert commands == expected, json.dumps(commands, indent=2)
     # A case that expects no commands states the noop message (null: the op stays silent).
     if "noop_description" in case or not commands:
         assert host.noop_description == case.get("noop_description", "<missing in the case>")
