@@ -17,7 +17,7 @@ from dindkit.templating import render
 
 class AuditItem(NamedTuple):
     number: str  # CIS Docker Benchmark v1.6 item
-    kind: str  # binary (found on PATH), unit (systemd's FragmentPath) or path (as it is)
+    kind: str  # binary (in a bin directory), unit (systemd's FragmentPath) or path (as it is)
     name: str
 
 
@@ -50,10 +50,10 @@ class AuditWatch(TypedDict):
 class DockerAuditPaths(FactBase[list[AuditWatch]]):
     """
     The Docker paths of CIS Docker Benchmark v1.6 items 1.1.3-1.1.18 that exist on the host, in
-    item order, each path once: binaries where PATH finds them with symlinks resolved (docker.io
-    puts dockerd and runc in /usr/sbin, docker-ce in /usr/bin), units where systemd loads them
-    from, files and directories as they are. Paths with blanks are left out (an audit rule
-    cannot hold them).
+    item order, each path once: binaries in every bin directory, a symlink and its target
+    (docker.io puts dockerd and runc in /usr/sbin, docker-ce in /usr/bin), units where systemd
+    loads them from, files and directories as they are. Paths with blanks are left out (an
+    audit rule cannot hold them).
 
     .. code:: python
 
