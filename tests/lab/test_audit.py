@@ -23,6 +23,7 @@ pytestmark = pytest.mark.lab
 KEY = "dindkit-docker"
 RULES_FILE = "/etc/audit/rules.d/dindkit-docker.rules"
 TMPFILES = "/etc/tmpfiles.d/dindkit-audit.conf"
+DAEMON_JSON = "/etc/docker/daemon.json"
 USER_RULES_FILE = "/etc/audit/rules.d/50-lab-user.rules"
 USER_RULE = "-w /etc/hostname -p wa -k lab-user"
 PLANT_USER_RULE = (
@@ -74,7 +75,8 @@ def test_write_to_daemon_json_is_in_the_audit_log(vm: Any) -> None:
         "cp /etc/docker/daemon.json /tmp/daemon.json.copy && "
         "dd if=/tmp/daemon.json.copy of=/etc/docker/daemon.json status=none"
     )
-    search = f"ausearch -i -k {KEY} -f /etc/docker/daemon.json -x /usr/bin/dd -ts recent"
+    # --input-logs: without a terminal, ausearch would read stdin instead of the log.
+    search = f"ausearch --input-logs -i -k {KEY} -f {DAEMON_JSON} -x /usr/bin/dd -ts recent"
     deadline = time.monotonic() + 30
     while True:
         found = vm.ssh(search, check=False)
