@@ -19,6 +19,7 @@ from pyinfra.facts.snap import SnapPackages
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from dindkit.audit import watch_docker_files
 from dindkit.facts.docker import GroupEntry
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
@@ -275,3 +276,4 @@ def install_docker() -> None:
             group=group,
             users=values["docker_users"],
         )
+    watch_docker_files()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,17 @@ FIELDS = (
     ("socket", "Socket owner:group mode"),
     ("sysbox_version", "Sysbox installed"),
     ("legacy_socket_hacks", "chmod-666 leftovers"),
+    ("audit", "Audit rules (dindkit)"),
+    ("daemon_options", "Daemon options"),
+    ("file_modes", "Docker files owner/mode"),
 )
+
+# CIS Docker Benchmark section 3: owner, group and the most a mode may allow.
+FILE_MODE_LIMITS = {
+    "/run/containerd/containerd.sock": ("root", "root", "0660"),
+    "/etc/docker": ("root", "root", "0755"),
+}
+FILE_MODE_DEFAULT = ("root", "root", "0644")  # daemon.json, /etc/default/docker, units
 
 
 def docker_source(packages: list[str], snap: bool) -> str:
@@ -45,14 +56,69 @@ def docker_source(packages: list[str], snap: bool) -> str:
     return "none"
 
 
+def audit_status(status: Any, key: str, wanted: bool) -> dict[str, Any]:
+    """dindkit's loaded audit rules (``auditctl -l`` lines with its key) against docker_audit."""
+    from dindkit.facts.audit import rules_with_key
+
+    rules = rules_with_key(status["rules"], key) if status else []
+    return {
+        "key": key,
+        "wanted": wanted,
+        "auditctl": status is not None,
+        "enabled": status["enabled"] if status else None,
+        "rules": rules,
+        "count": len(rules),
+        "ok": bool(rules) == wanted,
+    }
+
+
+def daemon_option_status(
+    expected: dict[str, Any], configured: dict[str, Any] | None, in_effect: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Each option dindkit sets: expected, in daemon.json, and applied by dockerd where
+    ``docker info`` shows it (log-driver, live-restore, icc)."""
+    rows = []
+    for option, value in expected.items():
+        row: dict[str, Any] = {
+            "option": option,
+            "expected": value,
+            "configured": (configured or {}).get(option),
+        }
+        row["ok"] = row["configured"] == value
+        if in_effect is not None and option in in_effect:
+            row["in_effect"] = in_effect[option]
+            row["ok"] = row["ok"] and in_effect[option] == value
+        rows.append(row)
+    return rows
+
+
+def file_mode_status(
+    modes: Sequence[Any], socket_group: str, socket_mode: str
+) -> list[dict[str, Any]]:
+    """Docker's sockets, configuration and units against CIS section 3 (mode: at most)."""
+    limits = {**FILE_MODE_LIMITS, "/run/docker.sock": ("root", socket_group, socket_mode)}
+    rows = []
+    for entry in modes:
+        owner, group, mode = limits.get(entry["path"], FILE_MODE_DEFAULT)
+        ok = (entry["owner"], entry["group"]) == (owner, group) and int(entry["mode"], 8) & ~int(
+            mode, 8
+        ) == 0
+        rows.append({**entry, "expected": f"{owner}:{group} {mode}", "ok": ok})
+    return rows
+
+
 def collect() -> None:
     """Gather the facts of the current host into ``<doctor_output_dir>/<host>.json``."""
     from pyinfra import host
     from pyinfra.facts.server import Arch, KernelVersion, LinuxDistribution
 
-    from dindkit.facts.docker import LegacySocketHacks
+    from dindkit.audit import AUDIT_KEY
+    from dindkit.facts.audit import LoadedAuditRules
+    from dindkit.facts.docker import DaemonJson, LegacySocketHacks
     from dindkit.facts.doctor import (
         CgroupVersion,
+        DockerDaemonInEffect,
+        DockerFileModes,
         DockerPackages,
         DockerSocket,
         DockerStorageDriver,
@@ -66,6 +132,7 @@ def collect() -> None:
         SysboxVersion,
     )
     from dindkit.preflight import DockerFacts, docker_checks, failure_message
+    from dindkit.settings.docker import DOCKER_SETTINGS
     from dindkit.settings.sysbox import SYSBOX_SETTINGS
     from dindkit.sysbox import host_preflight
 
@@ -74,6 +141,7 @@ def collect() -> None:
         from pyinfra.api.exceptions import DeployError
 
         raise DeployError("deploys/doctor.py needs --data doctor_output_dir=DIR")
+    docker = DOCKER_SETTINGS.validate(host.data)  # what dindkit would set, to compare with
     distro = host.get_fact(LinuxDistribution)
     snap = host.get_fact(SnapDocker)
     docker_version = host.get_fact(DockerServerVersion)
@@ -83,6 +151,7 @@ def collect() -> None:
         *docker_checks(DockerFacts(snap=snap, version=docker_version), str(sysbox_version)),
     ]
     socket = host.get_fact(DockerSocket)
+    file_modes = host.get_fact(DockerFileModes)
     report: dict[str, Any] = {
         "host": host.name,
         "distribution": " ".join(
@@ -106,6 +175,17 @@ def collect() -> None:
         ],
         "sysbox_ready": failure_message(checks) is None,
         "legacy_socket_hacks": host.get_fact(LegacySocketHacks),
+        "audit": audit_status(host.get_fact(LoadedAuditRules), AUDIT_KEY, docker["docker_audit"]),
+        "daemon_options": daemon_option_status(
+            docker["docker_daemon_options"],
+            host.get_fact(DaemonJson),
+            host.get_fact(DockerDaemonInEffect),
+        ),
+        "file_modes": file_mode_status(
+            file_modes,
+            docker["docker_socket_group"],
+            docker["docker_socket_mode"],
+        ),
     }
     path = Path(output_dir) / f"{host.name}.json"
     path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -125,7 +205,39 @@ def _value(report: dict[str, Any], key: str) -> str:
         )
     if key == "sysbox_version":
         return value or "not installed"
+    if key == "audit":
+        return _audit_value(value)
+    if key == "daemon_options":
+        bad = [row for row in value or [] if not row["ok"]]
+        if not bad:
+            return f"as expected ({len(value or [])} options)"
+        return "differs: " + "; ".join(
+            f"{row['option']} expected {json.dumps(row['expected'])}, daemon.json "
+            f"{json.dumps(row['configured'])}"
+            + (f", running {json.dumps(row['in_effect'])}" if "in_effect" in row else "")
+            for row in bad
+        )
+    if key == "file_modes":
+        bad = [row for row in value or [] if not row["ok"]]
+        if not bad:
+            return f"ok ({len(value or [])} files)"
+        return "; ".join(
+            f"{row['path']} {row['owner']}:{row['group']} {row['mode']} "
+            f"(expected {row['expected']})"
+            for row in bad
+        )
     return "unknown" if value is None else str(value)
+
+
+def _audit_value(audit: dict[str, Any] | None) -> str:
+    if not audit:
+        return "unknown"
+    if not audit["auditctl"]:
+        state = "auditctl not installed"
+    else:
+        state = f"{audit['count']} loaded (key {audit['key']})"
+    wanted = "docker_audit=true" if audit["wanted"] else "docker_audit=false"
+    return f"{state}, {wanted}{'' if audit['ok'] else ': NOT as configured'}"
 
 
 def format_report(reports: list[dict[str, Any]]) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any, TypedDict
+
 from pyinfra.api import FactBase
 
 
@@ -97,3 +100,61 @@ class DockerSocket(FactBase[dict[str, str] | None]):
         if len(parts) != 3:
             return None
         return {"owner": parts[0], "group": parts[1], "mode": parts[2].zfill(4)}
+
+
+class DockerFileMode(TypedDict):
+    path: str
+    owner: str
+    group: str
+    mode: str
+
+
+class DockerFileModes(FactBase[list[DockerFileMode]]):
+    """Owner, group and mode of Docker's sockets, configuration and unit files that exist (CIS
+    Docker Benchmark section 3); the units where systemd loads them from."""
+
+    default = list
+
+    def command(self) -> str:
+        return (
+            "for path in /run/docker.sock /run/containerd/containerd.sock /etc/docker "
+            "/etc/docker/daemon.json /etc/default/docker "
+            "$(systemctl show -P FragmentPath docker.service docker.socket 2>/dev/null); do "
+            '! test -e "$path" || stat -Lc \'%n %U %G %a\' "$path"; done'
+        )
+
+    def process(self, output: list[str]) -> list[DockerFileMode]:
+        modes: list[DockerFileMode] = []
+        for line in output:
+            parts = line.split()
+            if len(parts) == 4:
+                path, owner, group, mode = parts
+                modes.append({"path": path, "owner": owner, "group": group, "mode": mode.zfill(4)})
+        return modes
+
+
+class DockerDaemonInEffect(FactBase[dict[str, Any] | None]):
+    """What the running dockerd applies of dindkit's daemon options, as far as Docker shows it:
+    the log driver and live-restore (``docker info``), icc on the default bridge (``docker
+    network inspect bridge``). None without a running daemon."""
+
+    def command(self) -> str:
+        return (
+            "docker info --format '{{json .LoggingDriver}} {{json .LiveRestoreEnabled}}' "
+            "2>/dev/null && docker network inspect bridge --format "
+            "'{{index .Options \"com.docker.network.bridge.enable_icc\"}}' 2>/dev/null; true"
+        )
+
+    @staticmethod
+    def default() -> dict[str, Any] | None:
+        return None
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines or len(lines[0].split()) != 2:
+            return None
+        driver, live_restore = (json.loads(part) for part in lines[0].split())
+        in_effect: dict[str, Any] = {"log-driver": driver, "live-restore": live_restore}
+        if len(lines) > 1 and lines[1] in ("true", "false"):
+            in_effect["icc"] = lines[1] == "true"
+        return in_effect

@@ -4,6 +4,7 @@ import pytest
 from pyinfra.api.exceptions import DeployError
 
 from dindkit.settings.docker import DOCKER_SETTINGS
+from tests.unit.test_audit import BAD_AUDIT_SETTINGS
 
 BAD = [
     ({"docker_socket_mode": 666}, "Invalid setting docker_socket_mode=666: a socket mode must be"),
@@ -31,7 +32,7 @@ BAD = [
 
 
 def test_every_setting_has_a_bad_case() -> None:
-    covered = {key for data, _ in BAD for key in data}
+    covered = {key for data, _ in BAD + BAD_AUDIT_SETTINGS for key in data}
     assert covered == {setting.name for setting in DOCKER_SETTINGS.settings}
 
 

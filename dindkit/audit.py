@@ -1,0 +1,49 @@
+"""Audit rules on Docker's files: CIS Docker Benchmark v1.6 items 1.1.3-1.1.18.
+
+``watch_docker_files()`` is the deploy; ``install_docker()`` ends with it. Settings
+``docker_audit`` and ``docker_audit_rules_file`` (``dindkit.settings.docker``). The paths are
+decided on the host when the rules are written (``dindkit.operations.audit``), after Docker is
+installed.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import systemd
+
+from dindkit.operations import audit as audit_ops
+from dindkit.operations import docker as docker_ops
+from dindkit.settings.docker import DOCKER_SETTINGS
+
+# Every rule dindkit writes carries this key: `ausearch -k dindkit-docker`.
+AUDIT_KEY = "dindkit-docker"
+
+
+@deploy("Watch Docker's files with auditd", data_defaults=DOCKER_SETTINGS.defaults)
+def watch_docker_files() -> None:
+    """
+    Install auditd and load rules watching Docker's files, or remove them (docker_audit=false).
+
+    Other files in /etc/audit/rules.d are never touched; auditd stays installed when the rules
+    are removed.
+    """
+    values = DOCKER_SETTINGS.validate(host.data)
+    rules_file = values["docker_audit_rules_file"]
+    present = values["docker_audit"]
+    if present:
+        docker_ops.apt_packages(name="Install auditd", packages=["auditd"])
+        systemd.service(
+            name="Enable and start auditd", service="auditd", running=True, enabled=True
+        )
+    audit_ops.docker_watch_rules(
+        name=f"{'Write' if present else 'Remove'} the audit rules on Docker's files",
+        rules_file=rules_file,
+        key=AUDIT_KEY,
+        present=present,
+    )
+    audit_ops.rules_loaded(
+        name="Load the audit rules (augenrules --load) unless the kernel holds them",
+        rules_file=rules_file,
+        key=AUDIT_KEY,
+    )

@@ -1,0 +1,142 @@
+"""Audit rules on Docker's files (docker_audit, CIS Docker Benchmark 1.1.3-1.1.18) on Debian 12
+and 13, on the session's converged VMs: the paths differ between docker.io versions (dockerd
+and runc in /usr/sbin or /usr/bin, units in /lib or /usr/lib) and so does auditd (3.0 / 4.0).
+
+A user's own rules file is planted first and must stay loaded throughout. The module ends with
+the defaults (audit on) so later modules find a converged VM. Bookworm only: the smoke run with
+the new daemon defaults and the refused bad setting (neither differs between distributions).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.test_smoke import smoke
+
+pytestmark = pytest.mark.lab
+
+KEY = "dindkit-docker"
+RULES_FILE = "/etc/audit/rules.d/dindkit-docker.rules"
+TMPFILES = "/etc/tmpfiles.d/dindkit-audit.conf"
+DAEMON_JSON = "/etc/docker/daemon.json"
+USER_RULES_FILE = "/etc/audit/rules.d/50-lab-user.rules"
+USER_RULE = "-w /etc/hostname -p wa -k lab-user"
+PLANT_USER_RULE = (
+    f"mkdir -p /etc/audit/rules.d && echo {shlex.quote(USER_RULE)} > {USER_RULES_FILE} && "
+    "{ ! command -v augenrules >/dev/null || augenrules --load >/dev/null; }"
+)
+# What the watches must be, computed here independently of dindkit's fact: CIS 1.1.3-1.1.18.
+EXPECTED_PATHS = r"""
+for name in dockerd containerd containerd-shim containerd-shim-runc-v1 containerd-shim-runc-v2 runc
+do for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin
+   do [ -L "$dir" ] || [ ! -e "$dir/$name" ] || { echo "$dir/$name"; readlink -f "$dir/$name"; }
+   done
+done
+systemctl show -P FragmentPath docker.service docker.socket
+for path in /run/containerd /var/lib/docker /etc/docker /run/containerd/containerd.sock \
+    /etc/default/docker /etc/docker/daemon.json /etc/containerd/config.toml /etc/sysconfig/docker
+do [ ! -e "$path" ] || echo "$path"; done
+"""
+
+
+def dindkit_rules(vm: Any) -> list[str]:
+    return [line for line in vm.ssh("auditctl -l").stdout.splitlines() if f"-k {KEY}" in line]
+
+
+@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+def vm(request: pytest.FixtureRequest, lab_vms: Any) -> Any:
+    vm = lab_vms(request.param)
+    vm.ssh(PLANT_USER_RULE)
+    vm.deploy("docker")  # a no-op on a converged VM but for the new rules
+    return vm
+
+
+def test_every_existing_docker_path_is_watched(vm: Any) -> None:
+    expected = set(vm.ssh(EXPECTED_PATHS).stdout.split())
+    for must in ("/run/containerd", "/run/containerd/containerd.sock", "/var/lib/docker"):
+        assert must in expected  # present on both distributions after the install
+    rules = dindkit_rules(vm)
+    print(f"auditctl -l on {vm.host}:\n" + vm.ssh("auditctl -l").stdout)
+    assert sorted(rules) == sorted(f"-w {path} -p wa -k {KEY}" for path in expected)
+    assert USER_RULE in vm.ssh("auditctl -l").stdout.splitlines()
+    # /run/containerd exists at boot before auditd loads the rules (else they stop loading).
+    assert "d /run/containerd 0711 root root -" in vm.ssh(f"cat {TMPFILES}").stdout
+    assert vm.ssh(f"stat -c '%U:%G %a' {RULES_FILE}").stdout.strip() == "root:root 640"
+
+
+def test_write_to_daemon_json_is_in_the_audit_log(vm: Any) -> None:
+    # Rewrite daemon.json with its own content through dd (an executable nothing else uses here).
+    vm.ssh(
+        "cp /etc/docker/daemon.json /tmp/daemon.json.copy && "
+        "dd if=/tmp/daemon.json.copy of=/etc/docker/daemon.json status=none"
+    )
+    # --input-logs: without a terminal, ausearch would read stdin instead of the log.
+    search = f"ausearch --input-logs -i -k {KEY} -f {DAEMON_JSON} -x /usr/bin/dd -ts recent"
+    deadline = time.monotonic() + 30
+    while True:
+        found = vm.ssh(search, check=False)
+        if found.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert f"key={KEY}" in found.stdout and "name=/etc/docker/daemon.json" in found.stdout
+
+
+def test_rerun_changes_nothing_and_loads_nothing(vm: Any) -> None:
+    run = vm.deploy("docker")
+    assert run.changed_operations == 0, run.changed_operation_names
+
+
+def test_audit_off_removes_rules_and_keeps_the_users(vm: Any) -> None:
+    user_file = vm.ssh(f"sha256sum {USER_RULES_FILE}").stdout
+    try:
+        vm.deploy("docker", {"docker_audit": False})
+        assert dindkit_rules(vm) == []
+        assert USER_RULE in vm.ssh("auditctl -l").stdout.splitlines()
+        gone = vm.ssh(f"ls {RULES_FILE} {TMPFILES} 2>&1", check=False).stdout
+        assert gone.count("No such file") == 2, gone
+        assert vm.ssh(f"sha256sum {USER_RULES_FILE}").stdout == user_file
+        assert vm.deploy("docker", {"docker_audit": False}).changed_operations == 0
+    finally:
+        vm.deploy("docker")  # back to the defaults the other modules expect
+    assert len(dindkit_rules(vm)) > 10
+    assert USER_RULE in vm.ssh("auditctl -l").stdout.splitlines()
+
+
+def test_bad_rules_file_is_refused_before_the_host_is_touched(vm: Any) -> None:
+    if vm.distro != "bookworm":
+        pytest.skip("plan-time validation does not differ between distributions")
+    before = vm.ssh("ls -l --time-style=full-iso /etc/audit/rules.d /etc/docker").stdout
+    run = vm.deploy("docker", {"docker_audit_rules_file": "/etc/audit/dindkit.rules"}, check=False)
+    assert run.returncode != 0
+    assert "Invalid setting docker_audit_rules_file='/etc/audit/dindkit.rules'" in run.output
+    assert "Traceback" not in run.output and run.changed_operations == 0
+    assert vm.ssh("ls -l --time-style=full-iso /etc/audit/rules.d /etc/docker").stdout == before
+
+
+def test_smoke_passes_with_the_new_daemon_defaults(vm: Any, tmp_path: Path) -> None:
+    if vm.distro != "bookworm":
+        pytest.skip("the daemon defaults do not differ; tests/lab/test_smoke.py covers both")
+    info = vm.ssh("docker info --format '{{.LoggingDriver}}'").stdout.strip()
+    icc = vm.ssh(
+        "docker network inspect bridge "
+        "--format '{{index .Options \"com.docker.network.bridge.enable_icc\"}}'"
+    ).stdout.strip()
+    assert (info, icc) == ("journald", "false")
+    code, output, modes = smoke(vm, tmp_path)
+    assert code == 0, output[-4000:]
+    assert modes["dood"]["status"] == "passed", modes["dood"]
+    assert modes["dind"]["status"] == "passed", modes["dind"]
+    # journald keeps `docker logs` working.
+    name = "dindkit-audit-logs"
+    logs = vm.ssh(
+        f"docker run --name {name} --network none --entrypoint sh docker:27.3.1-cli "
+        f"-c 'echo dindkit-logs' >/dev/null && docker logs {name}; docker rm -f {name}",
+        check=False,
+    ).stdout
+    assert "dindkit-logs" in logs

@@ -1,0 +1,97 @@
+"""Audit rules on Docker's files: bad settings refused with their rule, the fact's script and the
+rules file as they reach a host. Operations and facts: tests/fixtures/*/dindkit.*.audit.*."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from pyinfra.api.exceptions import DeployError
+
+from dindkit.facts.audit import DOCKER_AUDIT_ITEMS, DockerAuditPaths, rules_with_key
+from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.templating import render
+
+# Bad values of the audit settings (tests/unit/test_settings_docker.py checks every row has one).
+BAD_AUDIT_SETTINGS = [
+    ({"docker_audit": "maybe"}, "Invalid setting docker_audit='maybe': allowed: true or false"),
+    ({"docker_audit": 1}, "docker_audit=1: allowed: true or false"),
+    (
+        {"docker_audit_rules_file": "/etc/audit/dindkit.rules"},
+        "Invalid setting docker_audit_rules_file='/etc/audit/dindkit.rules': allowed: a file "
+        "directly in /etc/audit/rules.d/ whose name ends in .rules (augenrules reads only those)",
+    ),
+    ({"docker_audit_rules_file": "/tmp/dindkit.rules"}, "directly in /etc/audit/rules.d/"),
+    ({"docker_audit_rules_file": "/etc/audit/rules.d/dindkit.conf"}, "ends in .rules"),
+    ({"docker_audit_rules_file": "/etc/audit/rules.d/../audit.rules"}, "directly in"),
+    ({"docker_audit_rules_file": "/etc/audit/rules.d/sub/x.rules"}, "directly in"),
+    ({"docker_audit_rules_file": "/etc/audit/rules.d/.rules"}, "directly in"),
+    ({"docker_audit_rules_file": ["/etc/audit/rules.d/x.rules"]}, "directly in"),
+    (
+        {"docker_audit_rules_file": "/etc/audit/rules.d/audit.rules"},
+        "other than the distribution's own /etc/audit/rules.d/audit.rules",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"), BAD_AUDIT_SETTINGS, ids=[str(d) for d, _ in BAD_AUDIT_SETTINGS]
+)
+def test_bad_audit_setting_is_refused(data: dict, message: str) -> None:
+    with pytest.raises(DeployError) as error:
+        DOCKER_SETTINGS.validate(data)
+    assert message in str(error.value)
+
+
+def test_audit_defaults() -> None:
+    values = DOCKER_SETTINGS.validate({"docker_audit": "false"})
+    assert values["docker_audit"] is False
+    assert DOCKER_SETTINGS.validate({})["docker_audit"] is True
+    assert (
+        DOCKER_SETTINGS.validate({})["docker_audit_rules_file"]
+        == "/etc/audit/rules.d/dindkit-docker.rules"
+    )
+
+
+def test_items_cover_cis_1_1_3_to_1_1_18() -> None:
+    assert [item.number for item in DOCKER_AUDIT_ITEMS] == [f"1.1.{n}" for n in range(3, 19)]
+
+
+def test_paths_script_is_shellcheck_clean() -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed")
+    script = DockerAuditPaths().command()
+    result = subprocess.run(
+        ["shellcheck", "--shell=sh", "-"], input=script, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_paths_script_finds_what_exists() -> None:
+    """The fact's script, run here: it prints only paths that exist, binaries resolved."""
+    output = subprocess.run(
+        ["sh", "-c", DockerAuditPaths().command()], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for watch in DockerAuditPaths().process(output):
+        assert subprocess.run(["test", "-e", watch["path"]]).returncode == 0, watch
+
+
+def test_rules_file_has_one_watch_per_path() -> None:
+    watches = [
+        {"item": "1.1.3", "path": "/usr/sbin/dockerd"},
+        {"item": "1.1.6", "path": "/etc/docker"},
+    ]
+    text = render("etc/audit/rules.d/dindkit-docker.rules.j2", watches=watches, key="k")
+    rules = [line for line in text.splitlines() if line.startswith("-")]
+    assert rules == ["-w /usr/sbin/dockerd -p wa -k k", "-w /etc/docker -p wa -k k"]
+
+
+def test_rules_with_key_matches_the_key_only() -> None:
+    rules = [
+        "-w /etc/docker -p wa -k dindkit-docker",
+        "-w /etc/passwd -p wa -k identity",
+        "-w /etc/x -p wa -k dindkit-docker-extra",
+        "-a always,exit -F arch=b64 -S mount -F key=dindkit-docker",
+    ]
+    assert rules_with_key(rules, "dindkit-docker") == [rules[0], rules[3]]
