@@ -150,7 +150,7 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
     )
 
 
-def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
+def _docker_ce(values: dict[str, Any], platform: Platform) -> Any:
     docker_ce_repository(values, platform)
     # Only now, with a trusted repository in place, remove what clashes with its packages.
     docker_ops.apt_packages(
@@ -162,13 +162,13 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
     if values["docker_version"]:
         pin = docker_ce_version(values["docker_version"], platform)
         packages = [f"{name}={pin}" if name.startswith("docker-ce") else name for name in packages]
-    docker_ops.apt_packages(
+    return docker_ops.apt_packages(
         name="Install Docker Engine from Docker's repository",
         packages=packages,
     )
 
 
-def _distro() -> None:
+def _distro() -> Any:
     docker_ops.apt_packages(
         name="Remove Docker's own packages (docker_source=distro)",
         packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
@@ -179,7 +179,7 @@ def _distro() -> None:
         path=SOURCES_FILE,
         present=False,
     )
-    docker_ops.apt_packages(
+    return docker_ops.apt_packages(
         name="Install Docker Engine from the distribution (docker.io)",
         packages=DISTRO_PACKAGES,
     )
@@ -210,18 +210,15 @@ def install_docker() -> None:
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
 
-    # The group first: the packages' scripts keep an existing group, and docker.socket fails
-    # with status=216/GROUP if its SocketGroup does not exist.
+    # Everything dockerd reads at start is in place BEFORE the package is installed: the
+    # package's postinst reloads systemd and starts docker.socket and docker.service once, with
+    # their final configuration, so a first run needs no restart. The group comes first:
+    # docker.socket fails with status=216/GROUP if its SocketGroup does not exist.
     group_op = docker_ops.socket_group(
         name=f"Create the socket group {group}",
         group=group,
         gid=values["docker_socket_gid"],
     )
-    if values["docker_source"] == "docker-ce":
-        _docker_ce(values, platform)
-    else:
-        _distro()
-
     hacks = docker_ops.remove_legacy_socket_hacks(
         name="Remove chmod/chown docker.sock hacks (rc.local, crontabs, units)",
     )
@@ -245,17 +242,23 @@ def install_docker() -> None:
         name="Reload systemd units after the drop-in changed",
         _if=drop_in.did_change,
     )
+    if values["docker_source"] == "docker-ce":
+        installed = _docker_ce(values, platform)
+    else:
+        installed = _distro()
+
+    # A daemon that was already running restarts for what changed; a fresh install does not.
     socket_changed = any_changed(drop_in, group_op, hacks)
     docker_ops.restart_docker(
         name="Restart docker.socket and docker.service for the new socket permissions",
         socket=True,
         wait_seconds=values["docker_daemon_wait_seconds"],
-        _if=socket_changed,
+        _if=lambda: socket_changed() and not installed.did_change(),
     )
     docker_ops.restart_docker(
         name="Restart docker.service for the new daemon.json",
         wait_seconds=values["docker_daemon_wait_seconds"],
-        _if=lambda: daemon.did_change() and not socket_changed(),
+        _if=lambda: daemon.did_change() and not socket_changed() and not installed.did_change(),
     )
     systemd.service(
         name="Enable and start docker.socket",
@@ -268,6 +271,11 @@ def install_docker() -> None:
         service="docker.service",
         running=True,
         enabled=True,
+    )
+    docker_ops.wait_for_docker(
+        name="Wait until the newly installed dockerd answers docker info",
+        wait_seconds=values["docker_daemon_wait_seconds"],
+        _if=installed.did_change,
     )
     if values["docker_users"]:
         docker_ops.group_members(

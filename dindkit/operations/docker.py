@@ -10,6 +10,7 @@
 - ``remove_legacy_socket_hacks``: remove chmod/chown docker.sock lines, keeping backups.
 - ``restart_docker``: restart dockerd (and its socket) in systemd's order, then wait until
   ``docker info`` answers.
+- ``wait_for_docker``: only that wait (after a package install started dockerd).
 """
 
 from __future__ import annotations
@@ -313,4 +314,20 @@ def restart_docker(socket: bool = False, wait_seconds: int = 60):
         yield "systemctl start docker.socket docker.service"
     else:
         yield "systemctl restart docker.service"
+    yield _wait_command(wait_seconds)
+
+
+@operation(is_idempotent=False)
+def wait_for_docker(wait_seconds: int = 60):
+    """
+    Wait until ``docker info`` answers (a bounded poll), failing the run after ``wait_seconds``.
+
+    + wait_seconds: how long ``docker info`` may take to answer
+
+    **Example:**
+
+    .. code:: python
+
+        wait_for_docker(name="Wait for dockerd", _if=install.did_change)
+    """
     yield _wait_command(wait_seconds)
