@@ -150,7 +150,7 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
     )
 
 
-def _docker_ce(values: dict[str, Any], platform: Platform) -> Any:
+def _docker_ce(values: dict[str, Any], platform: Platform, refresh_apt_lists: bool) -> Any:
     docker_ce_repository(values, platform)
     # Only now, with a trusted repository in place, remove what clashes with its packages.
     docker_ops.apt_packages(
@@ -165,10 +165,11 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> Any:
     return docker_ops.apt_packages(
         name="Install Docker Engine from Docker's repository",
         packages=packages,
+        update=refresh_apt_lists,
     )
 
 
-def _distro() -> Any:
+def _distro(refresh_apt_lists: bool) -> Any:
     docker_ops.apt_packages(
         name="Remove Docker's own packages (docker_source=distro)",
         packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
@@ -182,6 +183,7 @@ def _distro() -> Any:
     return docker_ops.apt_packages(
         name="Install Docker Engine from the distribution (docker.io)",
         packages=DISTRO_PACKAGES,
+        update=refresh_apt_lists,
     )
 
 
@@ -199,9 +201,12 @@ def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
 
 
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
-def install_docker() -> None:
+def install_docker(refresh_apt_lists: bool = True) -> None:
     """
     Install Docker Engine and give /run/docker.sock the permissions the settings ask for.
+
+    + refresh_apt_lists: False when the caller refreshed apt's lists earlier in the run (the
+      bootstrap does), so the package install does not run ``apt-get update`` a second time
 
     Settings (``dindkit.settings.docker``) are validated before any fact is read.
     """
@@ -243,9 +248,9 @@ def install_docker() -> None:
         _if=drop_in.did_change,
     )
     if values["docker_source"] == "docker-ce":
-        installed = _docker_ce(values, platform)
+        installed = _docker_ce(values, platform, refresh_apt_lists)
     else:
-        installed = _distro()
+        installed = _distro(refresh_apt_lists)
 
     # A daemon that was already running restarts for what changed; a fresh install does not.
     socket_changed = any_changed(drop_in, group_op, hacks)

@@ -218,12 +218,13 @@ def apt_key(url: str, fingerprint: str, dest: str):
 
 
 @operation()
-def apt_packages(packages: Iterable[str], present: bool = True):
+def apt_packages(packages: Iterable[str], present: bool = True, update: bool = True):
     """
     Install (or remove) apt packages; refresh apt's lists first only when installing.
 
     + packages: package names, ``name=version`` to pin
     + present: False removes them
+    + update: False when an earlier operation of the run refreshed the lists already
 
     Unlike ``apt.packages(update=True)`` this never runs ``apt-get update`` when every package
     is already as asked, so a re-run stays silent.
@@ -235,7 +236,7 @@ def apt_packages(packages: Iterable[str], present: bool = True):
         apt_packages(name="Install Docker", packages=["docker.io"])
     """
     commands = list(apt.packages._inner(packages=list(packages), present=present))
-    if commands and present:
+    if commands and present and update:
         yield "apt-get update"
     yield from commands
 
