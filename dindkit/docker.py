@@ -38,6 +38,10 @@ DOCKER_CE_PACKAGES = (
 )
 DOCKER_CE_EXTRAS = ("docker-ce-rootless-extras",)
 DISTRO_PACKAGES = ("docker.io",)
+# docker.io's recommends that matter to a Docker host (AppArmor profiles for containers, xz for
+# `docker load`); the others (git, needrestart, cgroupfs-mount) are not installed: git alone
+# brings perl and dozens of packages, a minute or more of dpkg under emulation.
+DISTRO_RECOMMENDS_KEPT = ("apparmor", "xz-utils")
 # Packages that clash with Docker's own (Docker's install docs list them).
 CONFLICTING_WITH_DOCKER_CE = (
     "docker.io",
@@ -182,8 +186,9 @@ def _distro(refresh_apt_lists: bool) -> Any:
     )
     return docker_ops.apt_packages(
         name="Install Docker Engine from the distribution (docker.io)",
-        packages=DISTRO_PACKAGES,
+        packages=DISTRO_PACKAGES + DISTRO_RECOMMENDS_KEPT,
         update=refresh_apt_lists,
+        no_recommends=True,
     )
 
 

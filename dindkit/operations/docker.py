@@ -218,13 +218,16 @@ def apt_key(url: str, fingerprint: str, dest: str):
 
 
 @operation()
-def apt_packages(packages: Iterable[str], present: bool = True, update: bool = True):
+def apt_packages(
+    packages: Iterable[str], present: bool = True, update: bool = True, no_recommends: bool = False
+):
     """
     Install (or remove) apt packages; refresh apt's lists first only when installing.
 
     + packages: package names, ``name=version`` to pin
     + present: False removes them
     + update: False when an earlier operation of the run refreshed the lists already
+    + no_recommends: do not install the packages' recommends
 
     Unlike ``apt.packages(update=True)`` this never runs ``apt-get update`` when every package
     is already as asked, so a re-run stays silent.
@@ -235,7 +238,9 @@ def apt_packages(packages: Iterable[str], present: bool = True, update: bool = T
 
         apt_packages(name="Install Docker", packages=["docker.io"])
     """
-    commands = list(apt.packages._inner(packages=list(packages), present=present))
+    commands = list(
+        apt.packages._inner(packages=list(packages), present=present, no_recommends=no_recommends)
+    )
     if commands and present and update:
         yield "apt-get update"
     yield from commands
