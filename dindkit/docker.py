@@ -13,16 +13,14 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
-from pyinfra.facts.deb import DebArch
-from pyinfra.facts.server import LinuxDistribution, Users
-from pyinfra.facts.snap import SnapPackages
+from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
-from dindkit.facts.docker import GroupEntry
+from dindkit.facts.docker import DockerPlatform, GroupEntry
 from dindkit.operations import docker as docker_ops
 from dindkit.settings.docker import DOCKER_SETTINGS
-from dindkit.templating import render_io
+from dindkit.templating import render, render_io
 
 SOURCES_FILE = "/etc/apt/sources.list.d/docker.sources"
 STALE_SOURCES_LIST = "/etc/apt/sources.list.d/docker.list"
@@ -97,11 +95,8 @@ def detect_platform(release: dict[str, Any], arch: str | None, snaps: list[str])
 
 def current_platform() -> Platform:
     """The current host's platform from plan-time facts (they do not change during a run)."""
-    return detect_platform(
-        dict(host.get_fact(LinuxDistribution)),  # type: ignore[arg-type]
-        host.get_fact(DebArch),
-        host.get_fact(SnapPackages),
-    )
+    facts = host.get_fact(DockerPlatform)
+    return detect_platform(facts["release"], facts["arch"], facts["snaps"])
 
 
 def docker_ce_version(version: str, platform: Platform) -> str:
@@ -236,17 +231,14 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
         name="Merge dindkit's options into /etc/docker/daemon.json",
         set_keys=values["docker_daemon_options"],
     )
-    drop_in = files.put(
+    drop_in = docker_ops.config_file(
         name="Set the socket's mode and group in a docker.socket drop-in",
-        src=render_io(
+        dest=SOCKET_DROP_IN,
+        content=render(
             "etc/systemd/system/docker.socket.d/10-dindkit.conf.j2",
             socket_mode=values["docker_socket_mode"],
             socket_group=group,
         ),
-        dest=SOCKET_DROP_IN,
-        user="root",
-        group="root",
-        mode="644",
     )
     systemd.daemon_reload(
         name="Reload systemd units after the drop-in changed",
