@@ -33,7 +33,8 @@ def demo(checkout: Path, name: str, distros: list[str], report_dir: Path) -> Tim
     command = [str(checkout / ".venv/bin/dindkit"), "demo", "--name", name, "--down"]
     command += [argument for distro in distros for argument in ("--distro", distro)]
     command += ["--report-dir", str(report_dir)]
-    run = run_timed(command, echo=True, prefix=f"[{name}] ")
+    # In the checkout: `python -m pyinfra` imports dindkit from the working directory first.
+    run = run_timed(command, echo=True, prefix=f"[{name}] ", cwd=checkout)
     if run.returncode != 0:
         raise SystemExit(f"demo {name} failed (exit {run.returncode})")
     return run

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dindkit.lab.pyinfra_output import strip_ansi
 
@@ -37,8 +38,10 @@ class TimedRun:
         return "".join(line for _, line in self.lines)
 
 
-def run_timed(command: Sequence[str], echo: bool = False, prefix: str = "") -> TimedRun:
-    """Run ``command``, stdout and stderr merged, stamping each line as it arrives."""
+def run_timed(
+    command: Sequence[str], echo: bool = False, prefix: str = "", cwd: Path | None = None
+) -> TimedRun:
+    """Run ``command`` (in ``cwd``), stdout and stderr merged, stamping each line as it comes."""
     started = time.monotonic()
     lines: list[tuple[float, str]] = []
     with subprocess.Popen(
@@ -47,7 +50,7 @@ def run_timed(command: Sequence[str], echo: bool = False, prefix: str = "") -> T
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-        env=None,
+        cwd=cwd,
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
