@@ -1,62 +1,104 @@
-"""Time deploys/docker.py on a fresh lab VM: first run, then the no-op rerun.
+"""Time deploys/docker.py on a fresh lab VM against a plain apt install on a second one.
 
-    .venv/bin/python benchmarks/docker.py [--name docker1] [--distro bookworm] [--keep]
+    .venv/bin/python benchmarks/docker.py [--name bench-docker] [--distro bookworm] [--no-apt]
+        [--cpus 2 --memory 4096] [--keep]
 
-Boots the lab (fresh overlay), runs the deploy twice through pyinfra's command line and prints
-a table; takes the lab down afterwards unless --keep. Not a test: nothing is asserted except
-that both runs succeed.
+Boots two labs of the same size on fresh overlays, NAME and NAME-apt, side by side. Then, at
+the same time: ``deploys/docker.py`` on the first (pyinfra's command line) and ``apt-get update
+&& apt-get install -y docker.io`` over SSH on the second. Then the deploy's no-op rerun with
+``-v``: its seconds, changed operations, and the facts it read (one SSH round trip each).
+Prints the first run's per-operation table, the rerun's, and first run / apt. Both labs are
+taken down afterwards unless --keep. Not a test: nothing is asserted but that the runs succeed.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from timing import TimedRun, facts_loaded, print_operations, run_timed
 
 import dindkit.lab
+from dindkit.lab.pyinfra_output import changed_operation_names
 from dindkit.paths import deploy_file, inventory_file
-from dindkit.runner import run_pyinfra
+from dindkit.runner import pyinfra_command
+
+PLAIN_APT = "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io"
 
 
-def timed_run(host: str) -> tuple[float, int]:
-    start = time.monotonic()
-    result = run_pyinfra(
-        inventory_file("lab"), deploy_file("docker"), extra=["--limit", host], capture=True
-    )
-    elapsed = time.monotonic() - start
+def deploy(host: str, verbose: bool = False) -> TimedRun:
+    extra = ["--limit", host] + (["-v"] if verbose else [])
+    run = run_timed(pyinfra_command(inventory_file("lab"), deploy_file("docker"), extra=extra))
+    if run.returncode != 0:
+        raise SystemExit(f"deploys/docker.py failed on {host}:\n{run.output[-3000:]}")
+    return run
+
+
+def plain_apt(lab: dindkit.lab.Lab) -> float:
+    started = time.monotonic()
+    result = subprocess.run(lab.ssh_command(PLAIN_APT), capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"deploy failed on {host}:\n{result.stdout[-3000:]}{result.stderr}")
-    return elapsed, result.returncode
+        raise SystemExit(f"plain apt install failed on {lab.name}:\n{result.stderr[-3000:]}")
+    return time.monotonic() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default="docker1")
+    parser.add_argument("--name", default="bench-docker")
     parser.add_argument("--distro", default="bookworm")
-    parser.add_argument("--cpus", type=int, default=1)
-    parser.add_argument("--memory", type=int, default=2048)
-    parser.add_argument("--keep", action="store_true", help="leave the lab running")
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--memory", type=int, default=4096)
+    parser.add_argument("--no-apt", action="store_true", help="skip the plain apt install VM")
+    parser.add_argument("--keep", action="store_true", help="leave the labs running")
     args = parser.parse_args()
+    names = [args.name] + ([] if args.no_apt else [f"{args.name}-apt"])
 
-    dindkit.lab.down(args.name)  # a fresh overlay: no Docker yet
-    start = time.monotonic()
-    lab = dindkit.lab.up(args.name, args.distro, memory=args.memory, cpus=args.cpus)
-    boot = time.monotonic() - start
+    def up(name: str) -> dindkit.lab.Lab:
+        dindkit.lab.down(name)  # a fresh overlay: no Docker yet
+        return dindkit.lab.up(name, args.distro, memory=args.memory, cpus=args.cpus)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(names)) as pool:
+        labs = list(pool.map(up, names))
+    boot = time.monotonic() - started
     try:
-        first, _ = timed_run(lab.host)
-        rerun, _ = timed_run(lab.host)
+        with ThreadPoolExecutor(2) as pool:
+            first_future = pool.submit(deploy, labs[0].host)
+            apt_future = None if args.no_apt else pool.submit(plain_apt, labs[1])
+            first = first_future.result()
+            apt = apt_future.result() if apt_future else None
+        rerun = deploy(labs[0].host, verbose=True)
     finally:
         if not args.keep:
-            dindkit.lab.down(args.name)
+            for name in names:
+                dindkit.lab.down(name)
 
-    rows = [
-        ("lab boot (not the deploy)", boot),
-        ("first run (install Docker, configure)", first),
-        ("no-op rerun", rerun),
-    ]
+    print_operations("deploys/docker.py, first run, per operation", first, minimum=1.0)
+    print_operations("deploys/docker.py, no-op rerun, per operation", rerun, minimum=0.5)
+    facts = facts_loaded(rerun)
+    counted = ", ".join(f"{fact} x{n}" if n > 1 else fact for fact, n in Counter(facts).items())
+    changed = changed_operation_names(rerun.output, labs[0].host)
     print(f"\ndeploys/docker.py on {args.distro}, {args.cpus} vCPU, {args.memory} MiB, TCG")
-    print(f"{'run':<40} {'seconds':>8}")
-    for label, seconds in rows:
-        print(f"{label:<40} {seconds:>8.1f}")
+    print(f"{'labs up side by side (not the deploy)':<44} {boot:>8.1f} s")
+    print(f"{'first run (install Docker, configure)':<44} {first.seconds:>8.1f} s")
+    if apt is not None:
+        print(f"{'plain apt-get update && install docker.io':<44} {apt:>8.1f} s  (same time)")
+        print(f"{'first run / plain apt':<44} {first.seconds / apt:>8.2f}")
+    print(f"{'no-op rerun':<44} {rerun.seconds:>8.1f} s")
+    print(f"  changed operations: {len(changed)} {changed or ''}")
+    print(f"  facts read (SSH round trips): {len(facts)}: {counted}")
+    restarted = "Restart" in "".join(changed)
+    updated = "apt-get update" in rerun.output
+    print(
+        f"  restart: {'yes' if restarted else 'no'}, apt-get update: {'yes' if updated else 'no'}"
+    )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def bootstrap() -> None:
     if values["bootstrap_time_sync"]:
         _time_sync()
 
-    install_docker()
+    install_docker(refresh_apt_lists=False)  # _base_packages refreshed them
 
     if sysbox_skipped is None:
         install_sysbox()  # also the removal, with sysbox_state: absent

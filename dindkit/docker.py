@@ -13,19 +13,17 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
-from pyinfra.facts.deb import DebArch
-from pyinfra.facts.server import LinuxDistribution, Users
-from pyinfra.facts.snap import SnapPackages
+from pyinfra.facts.server import Users
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from dindkit.audit import watch_docker_files
-from dindkit.facts.docker import GroupEntry
+from dindkit.facts.docker import DockerPlatform, GroupEntry
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
-from dindkit.templating import render, render_io
+from dindkit.templating import render
 
 SOURCES_FILE = "/etc/apt/sources.list.d/docker.sources"
 STALE_SOURCES_LIST = "/etc/apt/sources.list.d/docker.list"
@@ -41,6 +39,10 @@ DOCKER_CE_PACKAGES = (
 )
 DOCKER_CE_EXTRAS = ("docker-ce-rootless-extras",)
 DISTRO_PACKAGES = ("docker.io",)
+# docker.io's recommends that matter to a Docker host (AppArmor profiles for containers, xz for
+# `docker load`); the others (git, needrestart, cgroupfs-mount) are not installed: git alone
+# brings perl and dozens of packages, a minute or more of dpkg under emulation.
+DISTRO_RECOMMENDS_KEPT = ("apparmor", "xz-utils")
 # Packages that clash with Docker's own (Docker's install docs list them).
 CONFLICTING_WITH_DOCKER_CE = (
     "docker.io",
@@ -96,11 +98,8 @@ def detect_platform(release: dict[str, Any], arch: str | None, snaps: list[str])
 
 def current_platform() -> Platform:
     """The current host's platform from plan-time facts (they do not change during a run)."""
-    return detect_platform(
-        dict(host.get_fact(LinuxDistribution)),  # type: ignore[arg-type]
-        host.get_fact(DebArch),
-        host.get_fact(SnapPackages),
-    )
+    facts = host.get_fact(DockerPlatform)
+    return detect_platform(facts["release"], facts["arch"], facts["snaps"])
 
 
 def docker_ce_version(version: str, platform: Platform) -> str:
@@ -150,7 +149,7 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
     )
 
 
-def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
+def _docker_ce(values: dict[str, Any], platform: Platform, refresh_apt_lists: bool) -> Any:
     docker_ce_repository(values, platform)
     # Only now, with a trusted repository in place, remove what clashes with its packages.
     apt_ops.packages(
@@ -162,13 +161,14 @@ def _docker_ce(values: dict[str, Any], platform: Platform) -> None:
     if values["docker_version"]:
         pin = docker_ce_version(values["docker_version"], platform)
         packages = [f"{name}={pin}" if name.startswith("docker-ce") else name for name in packages]
-    apt_ops.packages(
+    return apt_ops.packages(
         name="Install Docker Engine from Docker's repository",
         packages=packages,
+        update=refresh_apt_lists,
     )
 
 
-def _distro() -> None:
+def _distro(refresh_apt_lists: bool) -> Any:
     apt_ops.packages(
         name="Remove Docker's own packages (docker_source=distro)",
         packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
@@ -179,9 +179,11 @@ def _distro() -> None:
         path=SOURCES_FILE,
         present=False,
     )
-    apt_ops.packages(
+    return apt_ops.packages(
         name="Install Docker Engine from the distribution (docker.io)",
-        packages=DISTRO_PACKAGES,
+        packages=DISTRO_PACKAGES + DISTRO_RECOMMENDS_KEPT,
+        update=refresh_apt_lists,
+        no_recommends=True,
     )
 
 
@@ -199,9 +201,12 @@ def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
 
 
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
-def install_docker() -> None:
+def install_docker(refresh_apt_lists: bool = True) -> None:
     """
     Install Docker Engine and give /run/docker.sock the permissions the settings ask for.
+
+    + refresh_apt_lists: False when the caller refreshed apt's lists earlier in the run (the
+      bootstrap does), so the package install does not run ``apt-get update`` a second time
 
     Settings (``dindkit.settings.docker``) are validated before any fact is read.
     """
@@ -211,18 +216,15 @@ def install_docker() -> None:
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
 
-    # The group first: the packages' scripts keep an existing group, and docker.socket fails
-    # with status=216/GROUP if its SocketGroup does not exist.
+    # Everything dockerd reads at start is in place BEFORE the package is installed: the
+    # package's postinst reloads systemd and starts docker.socket and docker.service once, with
+    # their final configuration, so a first run needs no restart. The group comes first:
+    # docker.socket fails with status=216/GROUP if its SocketGroup does not exist.
     group_op = docker_ops.socket_group(
         name=f"Create the socket group {group}",
         group=group,
         gid=values["docker_socket_gid"],
     )
-    if values["docker_source"] == "docker-ce":
-        _docker_ce(values, platform)
-    else:
-        _distro()
-
     hacks = docker_ops.remove_legacy_socket_hacks(
         name="Remove chmod/chown docker.sock hacks (rc.local, crontabs, units)",
     )
@@ -230,33 +232,36 @@ def install_docker() -> None:
         name="Merge dindkit's options into /etc/docker/daemon.json",
         set_keys=values["docker_daemon_options"],
     )
-    drop_in = files.put(
+    drop_in = docker_ops.config_file(
         name="Set the socket's mode and group in a docker.socket drop-in",
-        src=render_io(
+        dest=SOCKET_DROP_IN,
+        content=render(
             "etc/systemd/system/docker.socket.d/10-dindkit.conf.j2",
             socket_mode=values["docker_socket_mode"],
             socket_group=group,
         ),
-        dest=SOCKET_DROP_IN,
-        user="root",
-        group="root",
-        mode="644",
     )
     systemd.daemon_reload(
         name="Reload systemd units after the drop-in changed",
         _if=drop_in.did_change,
     )
+    if values["docker_source"] == "docker-ce":
+        installed = _docker_ce(values, platform, refresh_apt_lists)
+    else:
+        installed = _distro(refresh_apt_lists)
+
+    # A daemon that was already running restarts for what changed; a fresh install does not.
     socket_changed = any_changed(drop_in, group_op, hacks)
     docker_ops.restart_docker(
         name="Restart docker.socket and docker.service for the new socket permissions",
         socket=True,
         wait_seconds=values["docker_daemon_wait_seconds"],
-        _if=socket_changed,
+        _if=lambda: socket_changed() and not installed.did_change(),
     )
     docker_ops.restart_docker(
         name="Restart docker.service for the new daemon.json",
         wait_seconds=values["docker_daemon_wait_seconds"],
-        _if=lambda: daemon.did_change() and not socket_changed(),
+        _if=lambda: daemon.did_change() and not socket_changed() and not installed.did_change(),
     )
     systemd.service(
         name="Enable and start docker.socket",
@@ -269,6 +274,11 @@ def install_docker() -> None:
         service="docker.service",
         running=True,
         enabled=True,
+    )
+    docker_ops.wait_for_docker(
+        name="Wait until the newly installed dockerd answers docker info",
+        wait_seconds=values["docker_daemon_wait_seconds"],
+        _if=installed.did_change,
     )
     if values["docker_users"]:
         docker_ops.group_members(

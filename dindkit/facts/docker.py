@@ -1,6 +1,8 @@
 """Facts about a host's Docker Engine set-up.
 
+- ``DockerPlatform``: os-release, dpkg architecture and snap packages in one round trip.
 - ``DaemonJson``: /etc/docker/daemon.json as a dict (None when absent or empty).
+- ``FileDigest``: a file's owner, group, mode and SHA-1 in one round trip (None if absent).
 - ``GroupEntry``: one group's name, GID and members from the group database (None if absent).
 - ``AptKeyFingerprints``: primary-key fingerprints in an OpenPGP key file (empty if absent).
 - ``LegacySocketHacks``: lines that chmod/chown/chgrp docker.sock outside systemd's socket unit
@@ -29,6 +31,59 @@ LEGACY_HACK_FILES = (
 LEGACY_HACK_PATTERN = r"(chmod|chown|chgrp|setfacl)[^#]*docker\.sock"
 
 
+class PlatformDict(TypedDict):
+    release: dict[str, Any]  # {"name": NAME, "release_meta": {os-release key: value}}
+    arch: str | None  # dpkg's architecture, None without dpkg
+    snaps: list[str]  # installed snap names, empty without snapd
+
+
+ARCH_MARK = "@@dindkit arch"
+SNAPS_MARK = "@@dindkit snaps"
+
+
+class DockerPlatform(FactBase[PlatformDict]):
+    """
+    What the docker deploy decides its platform from, read in ONE command (pyinfra's
+    LinuxDistribution, DebArch and SnapPackages are three round trips): /etc/os-release,
+    ``dpkg --print-architecture`` and the names of installed snaps.
+
+    .. code:: python
+
+        {"release": {"name": "Debian GNU/Linux", "release_meta": {"ID": "debian",
+         "VERSION_ID": "12"}}, "arch": "amd64", "snaps": []}
+    """
+
+    def command(self) -> str:
+        return (
+            f"cat /etc/os-release 2>/dev/null; echo '{ARCH_MARK}'; "
+            "dpkg --print-architecture 2>/dev/null || true; "
+            f"echo '{SNAPS_MARK}'; "
+            "if command -v snap >/dev/null 2>&1; then snap list 2>/dev/null"
+            " | awk 'NR > 1 {print $1}'; fi"
+        )
+
+    def process(self, output: list[str]) -> PlatformDict:
+        sections: dict[str, list[str]] = {"release": [], ARCH_MARK: [], SNAPS_MARK: []}
+        current = "release"
+        for line in output:
+            if line.strip() in (ARCH_MARK, SNAPS_MARK):
+                current = line.strip()
+            elif line.strip():
+                sections[current].append(line.strip())
+        meta: dict[str, str] = {}
+        for line in sections["release"]:
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                words = shlex.split(value, posix=True) if value else [""]
+                meta[key] = " ".join(words)
+        arch = sections[ARCH_MARK][0] if sections[ARCH_MARK] else None
+        return {
+            "release": {"name": meta.get("NAME", ""), "release_meta": meta},
+            "arch": arch,
+            "snaps": sections[SNAPS_MARK],
+        }
+
+
 class DaemonJson(FactBase[Any]):
     """
     The parsed content of Docker's daemon configuration, or ``None`` when the file is missing
@@ -55,6 +110,35 @@ class DaemonJson(FactBase[Any]):
                 f"{getattr(self, 'path', 'daemon.json')} is not valid JSON ({error}); "
                 "fix or remove it, dindkit will not guess what it meant"
             ) from None
+
+
+class FileDigestDict(TypedDict):
+    user: str
+    group: str
+    mode: str  # octal, as stat prints it: "644"
+    sha1: str
+
+
+class FileDigest(FactBase[FileDigestDict | None]):
+    """
+    Owner, group, octal mode and SHA-1 of a regular file, or ``None`` when it does not exist:
+    what deciding about a small config file needs, in one command (pyinfra's ``files.put``
+    reads three facts for it).
+
+    .. code:: python
+
+        {"user": "root", "group": "root", "mode": "644", "sha1": "da39a3ee..."}
+    """
+
+    def command(self, path: str) -> str:
+        quoted = shlex.quote(path)
+        return f"! test -f {quoted} || {{ stat -c '%U %G %a' {quoted} && sha1sum {quoted}; }}"
+
+    def process(self, output: list[str]) -> FileDigestDict | None:
+        if len(output) < 2:
+            return None
+        user, group, mode = output[0].split()
+        return {"user": user, "group": group, "mode": mode, "sha1": output[1].split()[0]}
 
 
 class GroupDict(TypedDict):

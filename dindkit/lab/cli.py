@@ -18,15 +18,20 @@ from dindkit.lab.vm import ACCELS, LabError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def vm_options(command: F) -> F:
-    """The VM options ``lab up`` and ``demo`` share: --distro, --memory, --cpus, --accel."""
+def vm_options(command: F, several_distros: bool = False) -> F:
+    """The VM options ``lab up`` and ``demo`` share: --distro, --memory, --cpus, --accel.
+
+    ``several_distros``: --distro may be repeated (one VM each) and arrives as a tuple.
+    """
     options = (
         click.option(
             "--distro",
             type=click.Choice(DISTROS),
-            default=lab_api.DEFAULT_DISTRO,
+            default=(lab_api.DEFAULT_DISTRO,) if several_distros else lab_api.DEFAULT_DISTRO,
+            multiple=several_distros,
             show_default=True,
-            help="Debian release of the VM.",
+            help="Debian release of the VM"
+            + (" (repeat for one VM each)." if several_distros else "."),
         ),
         click.option(
             "--memory",

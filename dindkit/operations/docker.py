@@ -2,6 +2,7 @@
 
 - ``daemon_json``: merge keys into /etc/docker/daemon.json, keeping every key it is not told
   about (reusable: the sysbox deploy registers its runtime with it).
+- ``config_file``: a small root-owned file, decided from one fact on a re-run.
 - ``socket_group``: the group that owns docker.sock, with a fixed GID when asked.
 - ``group_members``: existing users added to that group.
 - ``apt_key``: download a repository key on the target and install it only if its fingerprint
@@ -10,12 +11,15 @@
 - ``remove_legacy_socket_hacks``: remove chmod/chown docker.sock lines, keeping backups.
 - ``restart_docker``: restart dockerd (and its socket) in systemd's order, then wait until
   ``docker info`` answers.
+- ``wait_for_docker``: only that wait (after a package install started dockerd).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Iterable, Mapping
+from io import StringIO
 from typing import Any
 
 from pyinfra import host, logger
@@ -27,6 +31,7 @@ from pyinfra.operations.util.files import get_timestamp
 from dindkit.facts.docker import (
     AptKeyFingerprints,
     DaemonJson,
+    FileDigest,
     GroupEntry,
     LegacySocketHack,
     LegacySocketHacks,
@@ -94,6 +99,34 @@ def daemon_json(
         user="root",
         group="root",
         mode="644",
+    )
+
+
+@operation()
+def config_file(dest: str, content: str, mode: str = "644"):
+    """
+    Put a small configuration file, owned by root, when its content, owner or mode differ.
+
+    + dest: the file on the target; its folder is created when missing
+    + content: the wanted text (e.g. a rendered template)
+    + mode: octal permission bits
+
+    Same result as ``files.put(user="root", group="root")``, but a file already as wanted
+    costs one fact (``FileDigest``) instead of three: this runs on every no-op re-run.
+
+    **Example:**
+
+    .. code:: python
+
+        config_file(name="Write the drop-in", dest="/etc/x.conf", content="[Socket]\\n")
+    """
+    current = host.get_fact(FileDigest, path=dest)
+    sha1 = hashlib.sha1(content.encode(), usedforsecurity=False).hexdigest()
+    if current == {"user": "root", "group": "root", "mode": mode, "sha1": sha1}:
+        host.noop(f"{dest} is up to date")
+        return
+    yield from files.put._inner(
+        src=StringIO(content), dest=dest, user="root", group="root", mode=mode
     )
 
 
@@ -297,4 +330,20 @@ def restart_docker(socket: bool = False, wait_seconds: int = 60):
         yield "systemctl start docker.socket docker.service"
     else:
         yield "systemctl restart docker.service"
+    yield _wait_command(wait_seconds)
+
+
+@operation(is_idempotent=False)
+def wait_for_docker(wait_seconds: int = 60):
+    """
+    Wait until ``docker info`` answers (a bounded poll), failing the run after ``wait_seconds``.
+
+    + wait_seconds: how long ``docker info`` may take to answer
+
+    **Example:**
+
+    .. code:: python
+
+        wait_for_docker(name="Wait for dockerd", _if=install.did_change)
+    """
     yield _wait_command(wait_seconds)

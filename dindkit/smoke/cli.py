@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,14 @@ def run_and_report(
     deploy: str | Path,
     data: Mapping[str, Any] | None,
     report_dir: str | Path,
-    limit: str | None = None,
+    limit: str | Sequence[str] | None = None,
 ) -> int:
     """Run a deploy that ends in the smoke tests, print the table; the exit status."""
     report_dir = Path(report_dir)
     run_id = secrets.token_hex(4)
     all_data = {**(data or {}), "smoke_report_dir": str(report_dir)}
-    extra = ["--limit", limit] if limit else []
+    limits = [limit] if isinstance(limit, str) else list(limit or ())
+    extra = [argument for each in limits for argument in ("--limit", each)]
     previous = os.environ.get(RUN_ID_ENV)
     os.environ[RUN_ID_ENV] = run_id  # the deploy names objects and report files by it
     try:

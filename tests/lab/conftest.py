@@ -2,9 +2,14 @@
 
 ``lab_vms("bookworm")`` boots, once per session, a lab named
 ``$DINDKIT_TEST_PREFIX-bookworm`` (prefix ``test`` by default) and returns a :class:`LabVM`;
-every module of the session shares it. Every lab the session touched is taken down at the end,
-even when tests fail: no qemu process, no overlay left. Set ``DINDKIT_TEST_KEEP_LABS=1`` to keep
-them running between sessions while you work on the tests.
+every module of the session shares it. ``converged_vm("bookworm")`` is the same VM after
+deploys/docker.py converged it, once per session (on top of what users leave on hosts: a
+``chmod 666`` of the socket in rc.local and a daemon.json key set by hand, see ``USER_STATE``):
+every test that only reads a Docker host uses it, and ``vm.docker_first_run`` is that run.
+
+Every lab the session touched is taken down at the end, even when tests fail: no qemu
+process, no overlay left. Set ``DINDKIT_TEST_KEEP_LABS=1`` to keep them running between
+sessions while you work on the tests.
 
 VM size: ``DINDKIT_TEST_CPUS`` (default 2) and ``DINDKIT_TEST_MEMORY`` MiB (default 3072).
 """
@@ -32,6 +37,27 @@ CPUS = int(os.environ.get("DINDKIT_TEST_CPUS", "2"))
 MEMORY = int(os.environ.get("DINDKIT_TEST_MEMORY", "3072"))
 KEEP = os.environ.get("DINDKIT_TEST_KEEP_LABS") == "1"
 REBOOT_TIMEOUT = 600.0
+
+# What users have on their hosts before dindkit: a chmod 666 of the socket in /etc/rc.local
+# (applied now too, in case Docker is already there) and a daemon.json key set by hand.
+HAND_SET_DAEMON_KEY = "debug"
+RC_LOCAL = (
+    "#!/bin/sh -e\n# added by hand, following old advice\nchmod 666 /var/run/docker.sock\nexit 0\n"
+)
+USER_STATE = f"""
+set -e
+printf '%s' '{RC_LOCAL}' > /etc/rc.local
+chmod +x /etc/rc.local
+if [ -S /run/docker.sock ]; then chmod 666 /run/docker.sock; fi
+mkdir -p /etc/docker
+python3 - <<'PY'
+import json, os
+path = "/etc/docker/daemon.json"
+current = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {{}}
+current["{HAND_SET_DAEMON_KEY}"] = True
+json.dump(current, open(path, "w"))
+PY
+"""
 
 
 def lab_name(distro: str) -> str:
@@ -65,6 +91,7 @@ class LabVM:
         self.name = lab.name
         self.host = lab.host
         self.distro = lab.distro
+        self.docker_first_run: DeployRun | None = None  # set by converged_vm
 
     def __repr__(self) -> str:
         return f"LabVM({self.name!r}, {self.distro}, port {self.lab.ssh_port})"
@@ -182,3 +209,18 @@ def lab_vms() -> Iterator[Callable[[str], LabVM]]:
     finally:
         teardown()
         atexit.unregister(teardown)
+
+
+@pytest.fixture(scope="session")
+def converged_vm(lab_vms: Callable[[str], LabVM]) -> Callable[[str], LabVM]:
+    """Factory: ``converged_vm(distro) -> LabVM``, the distro's VM after deploys/docker.py ran
+    on it once this session (over ``USER_STATE``); ``vm.docker_first_run`` is that run."""
+
+    def factory(distro: str) -> LabVM:
+        vm = lab_vms(distro)
+        if vm.docker_first_run is None:
+            vm.ssh(USER_STATE)
+            vm.docker_first_run = vm.deploy("docker")
+        return vm
+
+    return factory

@@ -92,8 +92,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 @pytest.fixture(scope="module")
-def vm(lab_vms):  # type: ignore[no-untyped-def]
-    return lab_vms("bookworm")
+def vm(converged_vm):  # type: ignore[no-untyped-def]
+    return converged_vm("bookworm")
 
 
 def _daemon_json(vm) -> dict:  # type: ignore[no-untyped-def]
@@ -138,7 +138,6 @@ def test_wrong_checksum_is_refused(vm, served) -> None:  # type: ignore[no-untyp
 
 
 def test_docker_deploy_keeps_sysbox_daemon_keys(vm) -> None:  # type: ignore[no-untyped-def]
-    vm.deploy("docker")
     planted = {**_daemon_json(vm), **SYSBOX_DAEMON_ENTRIES}
     vm.ssh(f"cat > /etc/docker/daemon.json <<'EOF'\n{json.dumps(planted, indent=4)}\nEOF")
     pid = _dockerd_pid(vm)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import dindkit.images
 import dindkit.lab
 import dindkit.smoke.cli
-from dindkit.demo import demo
+from dindkit.demo import demo, lab_names
 from dindkit.paths import deploy_file, inventory_file
 
 
@@ -54,8 +54,9 @@ def test_demo_runs_the_bootstrap_deploy_and_keeps_the_lab(
     monkeypatch.setattr(dindkit.smoke.cli, "run_and_report", fake_report(code, calls))
     result = CliRunner().invoke(demo, ["--report-dir", str(tmp_path)])
     assert result.exit_code == code, result.output
-    assert [name for name, _ in calls] == ["image", "up", "run"]
-    name, distro, options = calls[1][1]
+    # The image is built while the lab boots (threads: either may come first).
+    assert sorted(name for name, _ in calls[:2]) == ["image", "up"] and calls[2][0] == "run"
+    (name, distro, options) = next(call for kind, call in calls if kind == "up")
     assert (name, distro) == ("demo-bookworm", "bookworm")
     assert options == {"memory": 4096, "cpus": 2, "accel": "auto"}
     assert calls[2][1] == (
@@ -80,3 +81,48 @@ def test_demo_down_tears_down_even_when_the_deploy_blows_up(
     )
     assert result.exit_code != 0
     assert calls[-1] == ("down", "demo-trixie")
+
+
+def test_several_distros_boot_side_by_side_and_share_one_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    recorded: list[tuple[str, Any]] = []
+    monkeypatch.setattr(dindkit.images, "smoke_image_archive", lambda: tmp_path / "none.tar.gz")
+    monkeypatch.setattr(
+        dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
+    )
+
+    class Lab:
+        def __init__(self, name: str) -> None:
+            self.name, self.host = name, f"lab-{name}"
+
+    def up(name: str, distro: str, **options: Any) -> Lab:
+        recorded.append(("up", (name, distro)))
+        return Lab(name)
+
+    monkeypatch.setattr(dindkit.lab, "up", up)
+    monkeypatch.setattr(dindkit.lab, "down", lambda name: recorded.append(("down", name)))
+    monkeypatch.setattr(dindkit.smoke.cli, "run_and_report", fake_report(0, recorded))
+    arguments = ["--distro", "bookworm", "--distro", "trixie", "--name", "two", "--down"]
+    result = CliRunner().invoke(demo, [*arguments, "--report-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    # The image and both labs in any order (threads), then one run over both hosts.
+    assert sorted(recorded[:3], key=repr) == sorted(
+        [("image", None), ("up", ("two-bookworm", "bookworm")), ("up", ("two-trixie", "trixie"))],
+        key=repr,
+    )
+    assert recorded[3] == (
+        "run",
+        (
+            inventory_file("lab"),
+            deploy_file("bootstrap"),
+            tmp_path,
+            ["lab-two-bookworm", "lab-two-trixie"],
+        ),
+    )
+    assert recorded[4:] == [("down", "two-bookworm"), ("down", "two-trixie")]
+
+
+def test_one_distro_keeps_the_name_as_given() -> None:
+    assert lab_names(["bookworm"], "mine") == ["mine"]
+    assert lab_names(["bookworm", "trixie"], None) == ["demo-bookworm", "demo-trixie"]
