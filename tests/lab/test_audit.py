@@ -24,6 +24,7 @@ KEY = "dindkit-docker"
 RULES_FILE = "/etc/audit/rules.d/dindkit-docker.rules"
 TMPFILES = "/etc/tmpfiles.d/dindkit-audit.conf"
 DAEMON_JSON = "/etc/docker/daemon.json"
+SMOKE_IMAGE = "$(docker image ls -q dindkit-smoke | head -n 1)"  # loaded by the smoke run
 USER_RULES_FILE = "/etc/audit/rules.d/50-lab-user.rules"
 USER_RULE = "-w /etc/hostname -p wa -k lab-user"
 PLANT_USER_RULE = (
@@ -135,7 +136,7 @@ def test_smoke_passes_with_the_new_daemon_defaults(vm: Any, tmp_path: Path) -> N
     # journald keeps `docker logs` working.
     name = "dindkit-audit-logs"
     logs = vm.ssh(
-        f"docker run --name {name} --network none --entrypoint sh docker:27.3.1-cli "
+        f"docker run --name {name} --network none --entrypoint sh {SMOKE_IMAGE} "
         f"-c 'echo dindkit-logs' >/dev/null && docker logs {name}; docker rm -f {name}",
         check=False,
     ).stdout
