@@ -35,8 +35,8 @@ def demo(checkout: Path, name: str, distros: list[str], report_dir: Path) -> Tim
     command += ["--report-dir", str(report_dir)]
     # In the checkout: `python -m pyinfra` imports dindkit from the working directory first.
     run = run_timed(command, echo=True, prefix=f"[{name}] ", cwd=checkout)
-    if run.returncode != 0:
-        raise SystemExit(f"demo {name} failed (exit {run.returncode})")
+    if run.returncode != 0:  # still timed and reported: say so beside its figures
+        print(f"demo {name} FAILED (exit {run.returncode}): its figures include the failure")
     return run
 
 
