@@ -40,6 +40,7 @@ class ModeResult:
     reason: str = ""
     seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
+    grants: str = ""  # what a passing mode hands a container, one line
 
 
 @dataclass
@@ -75,6 +76,7 @@ def host_from_dict(data: dict[str, Any]) -> HostResult:
                 reason=mode.get("reason", ""),
                 seconds=float(mode.get("seconds", 0.0)),
                 checks=[Check(**check) for check in mode.get("checks", [])],
+                grants=mode.get("grants", ""),
             )
             for name, mode in data["modes"].items()
         }

@@ -21,7 +21,7 @@ def validate_report_json(data: dict) -> None:
     for modes in data["hosts"].values():
         assert set(modes) == {"modes"}
         for mode in modes["modes"].values():
-            assert set(mode) == {"status", "reason", "seconds", "checks"}
+            assert set(mode) == {"status", "reason", "seconds", "checks", "grants"}
             assert mode["status"] in r.STATUSES
             assert isinstance(mode["reason"], str)
             assert isinstance(mode["seconds"], int | float)
