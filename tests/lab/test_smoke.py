@@ -31,8 +31,10 @@ def docker_objects(vm: Any) -> str:
     return "\n".join(vm.ssh(command).stdout for command in INVENTORY_COMMANDS)
 
 
-def smoke(vm: Any, report_dir: Path) -> tuple[int, str, dict[str, Any]]:
-    """``dindkit smoke inventories/lab.py --limit HOST``: exit code, output, report modes."""
+def smoke(
+    vm: Any, report_dir: Path, modes: tuple[str, ...] = ("dood", "dind", "sysbox")
+) -> tuple[int, str, dict[str, Any]]:
+    """``dindkit smoke inventories/lab.py --limit HOST --modes ...``: exit code, output, modes."""
     process = subprocess.run(
         [
             str(Path(sys.executable).parent / "dindkit"),
@@ -40,6 +42,8 @@ def smoke(vm: Any, report_dir: Path) -> tuple[int, str, dict[str, Any]]:
             str(inventory_file("lab")),
             "--limit",
             vm.host,
+            "--modes",
+            ",".join(modes),
             "--report-dir",
             str(report_dir),
         ],

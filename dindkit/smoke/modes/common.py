@@ -211,12 +211,13 @@ def dind_container_mode(
         title=title,
         grants=grants,
         setup=(Step("start-daemon"), Step("daemon-ready-tls")),
+        # The mode's own checks first: they need only the daemon container.
         checks=(
+            *extra_checks,
             Step("tls-required"),
             Step("inner-build"),
             Step("inner-run"),
             Step("isolated-from-host"),
-            *extra_checks,
         ),
         values=values,
         **fields,  # type: ignore[arg-type]
