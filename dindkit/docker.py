@@ -21,6 +21,7 @@ from pyinfra.operations.util import any_changed
 
 from dindkit.facts.docker import GroupEntry
 from dindkit.operations import docker as docker_ops
+from dindkit.rootless import rootless_docker
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render_io
 
@@ -198,6 +199,23 @@ def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
             raise DeployError(docker_ops.missing_users(missing))
 
 
+def daemon_keys(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Keys to set in daemon.json and keys to remove: "userns-remap" follows its setting."""
+    remap = values["docker_userns_remap"]
+    if remap is None:
+        return dict(values["docker_daemon_options"]), ("userns-remap",)
+    return {**values["docker_daemon_options"], "userns-remap": remap}, ()
+
+
+def _check_remap_user(remap: str | None) -> None:
+    """dockerd does not start when the remap user is missing; "default" it creates itself."""
+    if remap not in (None, "default") and remap not in host.get_fact(Users):
+        raise DeployError(
+            f"docker_userns_remap names a user that does not exist on this host: {remap} "
+            '(use "default" to let dockerd create dockremap, or create the user first)'
+        )
+
+
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
 def install_docker() -> None:
     """
@@ -209,6 +227,7 @@ def install_docker() -> None:
     platform = current_platform()
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
+    _check_remap_user(values["docker_userns_remap"])
 
     # The group first: the packages' scripts keep an existing group, and docker.socket fails
     # with status=216/GROUP if its SocketGroup does not exist.
@@ -225,9 +244,11 @@ def install_docker() -> None:
     hacks = docker_ops.remove_legacy_socket_hacks(
         name="Remove chmod/chown docker.sock hacks (rc.local, crontabs, units)",
     )
+    set_keys, remove_keys = daemon_keys(values)
     daemon = docker_ops.daemon_json(
         name="Merge dindkit's options into /etc/docker/daemon.json",
-        set_keys=values["docker_daemon_options"],
+        set_keys=set_keys,
+        remove_keys=remove_keys,
     )
     drop_in = files.put(
         name="Set the socket's mode and group in a docker.socket drop-in",
@@ -275,3 +296,5 @@ def install_docker() -> None:
             group=group,
             users=values["docker_users"],
         )
+    if values["docker_rootless_users"]:
+        rootless_docker()
