@@ -3,6 +3,10 @@ gives a rootless user and turns userns-remap on): rootless, userns and podman pa
 dood and dind beside them (with --userns=host). The escalation checks can fail: the rootless
 one pointed at the host's root socket, the userns uid_map one on a privileged container
 (bookworm only: what they show does not differ between distributions).
+
+Status (h9s, 2026-11-29): written against the merged deploy but NOT yet run end to end; by
+hand on bookworm podman passed, userns failed on a loaded machine (inner containerd start
+timeout), rootless was still running at the deadline.
 """
 
 from __future__ import annotations
