@@ -108,7 +108,7 @@ def test_rootless_talks_to_the_users_socket_as_the_user():
     assert "ROOTLESS_USER=alice" in text
     assert 'runuser -u "$ROOTLESS_USER"' in text
     assert "/run/user/$ROOTLESS_UID/docker.sock" in text
-    assert "--privileged $userns" in text and "-v /:/host" in text
+    assert "--privileged $USERNS_FLAG" in text and "-v /:/host" in text
 
 
 # Skip conditions ---------------------------------------------------------------------------
