@@ -1,6 +1,6 @@
 """Smoke runs in a row on one lab VM: pass count, seconds per mode, Docker objects before/after.
 
-    .venv/bin/python benchmarks/smoke.py LAB_NAME [--runs 5] [--modes dood,dind,sysbox]
+    .venv/bin/python benchmarks/smoke.py LAB_NAME [--runs 5] [--modes dood,dind,rootless,...]
 
 Runs ``dindkit smoke inventories/lab.py --limit lab-NAME`` RUNS times (reports in
 reports/bench-smoke/run-N), then prints one row per run with each mode's status and seconds
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dindkit import lab
 from dindkit.paths import inventory_file
+from dindkit.settings.smoke import SMOKE_MODES
 
 LISTINGS = (
     "docker ps -a --format '{{.ID}} {{.Names}} {{.Status}}'",
@@ -42,7 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--modes", default="dood,dind,sysbox")
+    parser.add_argument("--modes", default=",".join(SMOKE_MODES))
     parser.add_argument("--report-root", default="reports/bench-smoke")
     args = parser.parse_args()
     host = f"lab-{args.name}"

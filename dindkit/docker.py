@@ -21,6 +21,7 @@ from dindkit.audit import watch_docker_files
 from dindkit.facts.docker import DockerPlatform, GroupEntry
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
+from dindkit.rootless import rootless_docker
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render
@@ -200,6 +201,23 @@ def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
             raise DeployError(docker_ops.missing_users(missing))
 
 
+def daemon_keys(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Keys to set in daemon.json and keys to remove: "userns-remap" follows its setting."""
+    remap = values["docker_userns_remap"]
+    if remap is None:
+        return dict(values["docker_daemon_options"]), ("userns-remap",)
+    return {**values["docker_daemon_options"], "userns-remap": remap}, ()
+
+
+def _check_remap_user(remap: str | None) -> None:
+    """dockerd does not start when the remap user is missing; "default" it creates itself."""
+    if remap not in (None, "default") and remap not in host.get_fact(Users):
+        raise DeployError(
+            f"docker_userns_remap names a user that does not exist on this host: {remap} "
+            '(use "default" to let dockerd create dockremap, or create the user first)'
+        )
+
+
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
 def install_docker(refresh_apt_lists: bool = True) -> None:
     """
@@ -215,6 +233,7 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
     platform = current_platform()
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
+    _check_remap_user(values["docker_userns_remap"])
 
     # Everything dockerd reads at start is in place BEFORE the package is installed: the
     # package's postinst reloads systemd and starts docker.socket and docker.service once, with
@@ -228,9 +247,11 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
     hacks = docker_ops.remove_legacy_socket_hacks(
         name="Remove chmod/chown docker.sock hacks (rc.local, crontabs, units)",
     )
+    set_keys, remove_keys = daemon_keys(values)
     daemon = docker_ops.daemon_json(
         name="Merge dindkit's options into /etc/docker/daemon.json",
-        set_keys=values["docker_daemon_options"],
+        set_keys=set_keys,
+        remove_keys=remove_keys,
     )
     drop_in = docker_ops.config_file(
         name="Set the socket's mode and group in a docker.socket drop-in",
@@ -286,4 +307,6 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
             group=group,
             users=values["docker_users"],
         )
+    if values["docker_rootless_users"]:
+        rootless_docker()
     watch_docker_files()

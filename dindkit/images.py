@@ -11,6 +11,10 @@ one image serves both the "cli" and the "dind" role.
 Loading the image is the slowest smoke step on an emulated CPU, so the recipe keeps it lean:
 the "essential" variant (no apt), no documentation, man pages or locales, and none of
 containerd's tools dockerd does not use.
+
+The podman mode has its own image the same way (``build_podman_image``): podman, crun,
+slirp4netns and busybox-static, a user ``podman`` (uid 1000) and EMPTY /etc/subuid and
+/etc/subgid, so rootless Podman inside maps one UID and needs no added capability.
 """
 
 from __future__ import annotations
@@ -79,6 +83,24 @@ IMPORT_CHANGES = (
 # Bump when the build steps change in a way the recipe below does not capture.
 RECIPE_VERSION = 1
 
+PODMAN_PACKAGES = ("podman", "crun", "slirp4netns", "busybox-static")
+PODMAN_UID = 1000
+PODMAN_HOME = "/home/podman"
+# Customize hooks ("$1" is the root filesystem): the non-root user and empty ID ranges.
+PODMAN_HOOKS = (
+    f"echo 'podman:x:{PODMAN_UID}:{PODMAN_UID}:podman:{PODMAN_HOME}:/bin/sh' >>\"$1\"/etc/passwd",
+    f"echo 'podman:x:{PODMAN_UID}:' >>\"$1\"/etc/group",
+    ': >"$1"/etc/subuid; : >"$1"/etc/subgid',
+    f'mkdir -p "$1"{PODMAN_HOME} && chown {PODMAN_UID}:{PODMAN_UID} "$1"{PODMAN_HOME}',
+)
+PODMAN_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    f"ENV HOME={PODMAN_HOME}",
+    f"USER {PODMAN_UID}:{PODMAN_UID}",
+    'CMD ["/bin/sh"]',
+)
+PODMAN_RECIPE_VERSION = 1
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("DINDKIT_CACHE") or Path.home() / ".cache" / "dindkit")
@@ -103,9 +125,26 @@ def recipe() -> dict[str, object]:
     }
 
 
+def podman_recipe() -> dict[str, object]:
+    return {
+        "version": PODMAN_RECIPE_VERSION,
+        "suite": SUITE,
+        "mirror": MIRROR,
+        "packages": list(PODMAN_PACKAGES),
+        "path_excludes": list(PATH_EXCLUDES),
+        "path_includes": list(PATH_INCLUDES),
+        "removed": list(REMOVED),
+        "hooks": list(PODMAN_HOOKS),
+        "changes": list(PODMAN_CHANGES),
+    }
+
+
+def _hash(content: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def recipe_hash() -> str:
-    text = json.dumps(recipe(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return _hash(recipe())
 
 
 def smoke_image_archive() -> Path:
@@ -113,22 +152,40 @@ def smoke_image_archive() -> Path:
     return cache_dir() / "images" / f"dindkit-smoke-{recipe_hash()}.tar.gz"
 
 
+def podman_image_archive() -> Path:
+    return cache_dir() / "images" / f"dindkit-podman-{_hash(podman_recipe())}.tar.gz"
+
+
 def image_tag(archive: str | Path) -> str:
     """The tag an archive is loaded as: the recipe hash in its name, so a new recipe reloads."""
     stem = Path(archive).name.removesuffix(".tar.gz").removesuffix(".tgz")
-    return f"dindkit-smoke:{stem.removeprefix('dindkit-smoke-')}"
+    repository, _, digest = stem.rpartition("-")
+    return f"{repository}:{digest}"
 
 
-def mmdebstrap_command(rootfs_tar: Path, entrypoint_file: Path) -> list[str]:
+def mmdebstrap_command(
+    rootfs_tar: Path,
+    entrypoint_file: Path | None = None,
+    packages: tuple[str, ...] = PACKAGES,
+    hooks: tuple[str, ...] = (),
+) -> list[str]:
     removed = " ".join(f'"$1"/{path}' for path in REMOVED)
+    entrypoint = (
+        [
+            f"--customize-hook=upload {entrypoint_file} {ENTRYPOINT}",
+            f'--customize-hook=chmod 0755 "$1"{ENTRYPOINT}',
+        ]
+        if entrypoint_file
+        else []
+    )
     return [
         "mmdebstrap",
         "--variant=essential",
-        "--include=" + ",".join(PACKAGES),
+        "--include=" + ",".join(packages),
         *[f"--dpkgopt=path-exclude={path}" for path in PATH_EXCLUDES],
         *[f"--dpkgopt=path-include={path}" for path in PATH_INCLUDES],
-        f"--customize-hook=upload {entrypoint_file} {ENTRYPOINT}",
-        f'--customize-hook=chmod 0755 "$1"{ENTRYPOINT}',
+        *entrypoint,
+        *[f"--customize-hook={hook}" for hook in hooks],
         f"--customize-hook=rm -rf {removed}",
         *MMDEBSTRAP_RETRY_OPTIONS,
         SUITE,
@@ -138,12 +195,37 @@ def mmdebstrap_command(rootfs_tar: Path, entrypoint_file: Path) -> list[str]:
 
 
 def build_smoke_image(force: bool = False, progress: Callable[[str], None] = click.echo) -> Path:
-    """Build the archive unless the cached one matches the recipe; returns its path.
+    """Build the archive unless the cached one matches the recipe; returns its path."""
+
+    def command(work: Path, rootfs: Path) -> list[str]:
+        entrypoint = work / "dockerd-entrypoint.sh"
+        entrypoint.write_text(entrypoint_script())
+        return mmdebstrap_command(rootfs, entrypoint)
+
+    return _build(smoke_image_archive(), PACKAGES, command, force, progress)
+
+
+def build_podman_image(force: bool = False, progress: Callable[[str], None] = click.echo) -> Path:
+    """The podman mode's archive, built unless the cached one matches its recipe."""
+
+    def command(work: Path, rootfs: Path) -> list[str]:
+        return mmdebstrap_command(rootfs, packages=PODMAN_PACKAGES, hooks=PODMAN_HOOKS)
+
+    return _build(podman_image_archive(), PODMAN_PACKAGES, command, force, progress)
+
+
+def _build(
+    archive: Path,
+    packages: tuple[str, ...],
+    command: Callable[[Path, Path], list[str]],
+    force: bool,
+    progress: Callable[[str], None],
+) -> Path:
+    """Build ARCHIVE unless it exists; returns its path.
 
     Built in a temporary file beside the target under an exclusive lock, then renamed, so
     concurrent builds wait for each other and nobody sees half an archive.
     """
-    archive = smoke_image_archive()
     archive.parent.mkdir(parents=True, exist_ok=True)
     with open(archive.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -155,11 +237,10 @@ def build_smoke_image(force: bool = False, progress: Callable[[str], None] = cli
             )
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".build-") as work:
-            entrypoint = Path(work) / "dockerd-entrypoint.sh"
-            entrypoint.write_text(entrypoint_script())
             rootfs = Path(work) / "rootfs.tar"
-            progress(f"Building the smoke image root filesystem ({SUITE}, {', '.join(PACKAGES)})")
-            subprocess.run(mmdebstrap_command(rootfs, entrypoint), check=True)
+            what = f"{SUITE}, {', '.join(packages)}"
+            progress(f"Building the {image_tag(archive)} root filesystem ({what})")
+            subprocess.run(command(Path(work), rootfs), check=True)
             progress(f"Compressing {rootfs.stat().st_size / 2**20:.0f} MiB root filesystem")
             partial = Path(work) / archive.name
             with open(partial, "wb") as out:
@@ -180,12 +261,14 @@ def images() -> None:
 @images.command()
 @click.option("--force", is_flag=True, help="Rebuild even when the cached archive matches.")
 def build(force: bool) -> None:
-    """Build (or reuse) the cached smoke image archive and print its path."""
-    archive = build_smoke_image(force=force)
-    click.echo(f"{archive} ({archive.stat().st_size / 2**20:.1f} MiB, tag {image_tag(archive)})")
+    """Build (or reuse) the cached smoke and podman image archives and print their paths."""
+    for archive in (build_smoke_image(force=force), build_podman_image(force=force)):
+        size = archive.stat().st_size / 2**20
+        click.echo(f"{archive} ({size:.1f} MiB, tag {image_tag(archive)})")
 
 
 @images.command()
 def path() -> None:
-    """Print where the archive of the current recipe lives (built or not)."""
+    """Print where the archives of the current recipes live (built or not)."""
     click.echo(smoke_image_archive())
+    click.echo(podman_image_archive())

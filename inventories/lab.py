@@ -7,11 +7,13 @@ in the group ``lab``. They are throwaway VMs reached on a forwarded port of 127.
 with the lab's own key, without host key checks. This file is the only place where the lab
 meets the deploys: lab hosts install the distribution's docker.io (no Docker repository is
 reachable from a lab), Sysbox only from an offline package, and load the smoke image from the
-local archive instead of pulling it.
+local archive instead of pulling it; rootless Docker for the image's user ``dindkit`` and
+userns-remap on, for the unprivileged smoke modes.
 """
 
 from dindkit.images import smoke_image_archive
 from dindkit.lab import list_labs
+from dindkit.lab.image import LAB_USER
 
 
 def _host(lab):
@@ -27,6 +29,10 @@ def _host(lab):
             "lab_name": lab.name,
             "lab_distro": lab.distro,
             "docker_source": "distro",
+            # What the unprivileged smoke modes need: a rootless user (the image has it) and
+            # a daemon that remaps containers' root to an unprivileged host UID.
+            "docker_rootless_users": [LAB_USER],
+            "docker_userns_remap": "default",
             "sysbox_offline": True,
             # A lab reaches no NTP server (only the Debian mirror): no systemd-timesyncd.
             "bootstrap_time_sync": False,

@@ -67,6 +67,9 @@ ROOT_LABEL = "labroot"
 TEMPLATE_ROOT = "lab"
 # qemu's user-mode network: the host's DNS relay as seen from the guest.
 NAMESERVER = "10.0.2.3"
+# An unprivileged account with a home, for what runs as a user (rootless Docker). useradd gives
+# it subordinate ID ranges in /etc/subuid and /etc/subgid.
+LAB_USER = "dindkit"
 
 Progress = Callable[[str], None]
 
@@ -129,6 +132,7 @@ def recipe(distro: str) -> dict[str, object]:
         "masked_units": sorted(MASKED_UNITS),
         "disk_size": DISK_SIZE,
         "root_label": ROOT_LABEL,
+        "users": [LAB_USER],
         "files": guest_files(),
     }
 
@@ -154,6 +158,7 @@ def mmdebstrap_command(distro: str, target: Path, files_dir: Path, unprivileged:
         f"sync-in {files_dir} /",
         "chmod 0755 " + " ".join(f'"$1"{path}' for path in executable_files),
         'chroot "$1" systemctl enable systemd-networkd.service dindkit-lab-init.service',
+        f'chroot "$1" useradd --create-home --shell /bin/bash {LAB_USER}',
         # No background apt runs (they would hold dpkg's lock under a deploy) and no
         # filesystem scrubbing eating the emulated CPU during boot.
         'chroot "$1" systemctl mask ' + " ".join(MASKED_UNITS),

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from dindkit.settings import (
+    NAME_PATTERN,
     Setting,
     SettingError,
     SettingsTable,
@@ -85,7 +86,18 @@ def daemon_options(value: Any) -> dict[str, Any]:
             '"hosts" conflicts with the -H fd:// that docker.service passes (dockerd refuses to '
             "start with both); the socket is managed through docker.socket"
         )
+    if "userns-remap" in options:
+        raise SettingError('set "userns-remap" through docker_userns_remap')
     return options
+
+
+def userns_remap(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+        raise SettingError(
+            'allowed: "default" (dockerd creates and uses the user dockremap) or the name of an '
+            "existing user whose subordinate ID ranges dockerd maps to"
+        )
+    return value
 
 
 DOCKER_SETTINGS = SettingsTable(
@@ -165,6 +177,20 @@ DOCKER_SETTINGS = SettingsTable(
             [],
             "Existing users added to docker_socket_group.",
             list_of(account_name),
+        ),
+        Setting(
+            "docker_rootless_users",
+            [],
+            "Existing users who get their own rootless dockerd (/run/user/UID/docker.sock), "
+            "started at boot through linger.",
+            list_of(account_name),
+        ),
+        Setting(
+            "docker_userns_remap",
+            None,
+            'daemon.json "userns-remap": "default" (the user dockremap) or a user name; unset '
+            "removes it. Containers' root becomes an unprivileged host UID.",
+            optional(userns_remap),
         ),
     ),
 )

@@ -17,7 +17,7 @@ from dindkit.settings import (
     optional,
 )
 
-SMOKE_MODES = ("dood", "dind", "sysbox")
+SMOKE_MODES = ("dood", "dind", "sysbox", "rootless", "userns", "podman")
 
 # Official images at a pinned tag, pulled the normal way on hosts with registry access.
 SMOKE_IMAGE_DEFAULTS = {"cli": "docker:27.3.1-cli", "dind": "docker:27.3.1-dind"}
@@ -42,7 +42,7 @@ SMOKE_SETTINGS = SettingsTable(
         Setting(
             "smoke_modes",
             list(SMOKE_MODES),
-            "Modes to test: dood, dind, sysbox.",
+            "Modes to test: " + ", ".join(SMOKE_MODES) + " (docs/modes.md).",
             list_of(one_of(*SMOKE_MODES)),
         ),
         Setting(
@@ -75,6 +75,13 @@ SMOKE_SETTINGS = SettingsTable(
             1000,
             "Non-root UID the DooD container runs as.",
             integer(1, 65533),
+        ),
+        Setting(
+            "smoke_rootless_user",
+            None,
+            "User whose rootless Docker socket the rootless mode tests; None: the first of "
+            "docker_rootless_users.",
+            optional(matching(r"[a-z_][a-z0-9_-]{0,31}", "a user name")),
         ),
     ),
 )

@@ -3,10 +3,10 @@
 Plan time reads the settings and decides which images and modes to use; everything that
 touches Docker happens at execution time in ``python.call`` callbacks (so the smoke tests can
 follow a Docker install in the same run, as the bootstrap deploy does). Each mode's script
-(:mod:`dindkit.smoke.modes`) runs over the host's own connection with
-``host.run_shell_command``; its framed output becomes check results, and the last operation
-writes this host's results into the report folder, rebuilds report.json and junit.xml, and
-fails (so pyinfra exits non-zero) when a mode failed.
+(:mod:`dindkit.smoke.modes`) runs, unless the mode's skip condition holds on the host, over
+the host's own connection with ``host.run_shell_command``; its framed output becomes check
+results, and the last operation writes this host's results into the report folder, rebuilds
+report.json and junit.xml, and fails (so pyinfra exits non-zero) when a mode failed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from pyinfra.api import StringCommand, deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import files, python
 
-from dindkit.images import IMPORT_CHANGES, build_smoke_image, image_tag, smoke_image_archive
+from dindkit.images import (
+    IMPORT_CHANGES,
+    PODMAN_CHANGES,
+    build_podman_image,
+    build_smoke_image,
+    image_tag,
+    smoke_image_archive,
+)
 from dindkit.report import Check as ReportCheck
 from dindkit.report import HostResult as ReportHost
 from dindkit.report import ModeResult, clear_other_runs, write_host
@@ -41,11 +48,13 @@ def _fail(host_: Any, message: str) -> bool:
     return False
 
 
-def _load_archive(state: Any, host: Any, archive: str, tag: str) -> bool:
-    changes = " ".join(f"--change {q(change)}" for change in IMPORT_CHANGES)
+def _load_archive(
+    state: Any, host: Any, archive: str, tag: str, changes: tuple[str, ...] = IMPORT_CHANGES
+) -> bool:
+    change_args = " ".join(f"--change {q(change)}" for change in changes)
     command = (
         f"if docker image inspect {q(tag)} >/dev/null 2>&1; then echo present; "
-        f"else docker import {changes} {q(archive)} {q(tag)}; fi"
+        f"else docker import {change_args} {q(archive)} {q(tag)}; fi"
     )
     ok, output = host.run_shell_command(StringCommand(command), _timeout=1800)
     if not ok:
@@ -62,32 +71,24 @@ def _pull(state: Any, host: Any, images: list[str]) -> bool:
     return True
 
 
-def sysbox_missing(host_: Any) -> str | None:
-    """Why the sysbox-runc runtime cannot be used right now (execution time), None if it can."""
-    ok, output = host_.run_shell_command(
-        StringCommand("docker info --format '{{json .Runtimes}}'"), _timeout=60
-    )
-    if not ok:
-        return f"docker info failed: {output.output.strip()[-200:]}"
-    if "sysbox-runc" not in output.stdout:
-        return "the sysbox-runc runtime is not registered with Docker (docker info)"
-    ok, output = host_.run_shell_command(
-        StringCommand("systemctl is-active sysbox-mgr sysbox-fs"), _timeout=60
-    )
-    if not ok:
-        states = ", ".join(output.stdout_lines) or output.output.strip()
-        return f"Sysbox services are not active (sysbox-mgr, sysbox-fs: {states})"
-    return None
+def _runner(host_: Any) -> Any:
+    """Run a command on the host for a mode's skip condition: (exit status 0, output)."""
+
+    def run(command: str) -> tuple[bool, str]:
+        ok, output = host_.run_shell_command(StringCommand(command), _timeout=60)
+        return ok, output.output
+
+    return run
 
 
 def summarise(mode: Mode, checks: list[ReportCheck], seconds: float) -> ModeResult:
     failed = [check for check in checks if check.status == "failed"]
     if not failed:
-        return ModeResult("passed", f"{len(checks)} checks passed", seconds, checks)
+        return ModeResult("passed", f"{len(checks)} checks passed", seconds, checks, mode.grants)
     first = failed[0]
     lines = first.detail.splitlines()
     cause = lines[0].removeprefix("FAIL: ") if lines else "failed"
-    return ModeResult("failed", f"{first.name}: {cause}", seconds, checks)
+    return ModeResult("failed", f"{first.name}: {cause}", seconds, checks, mode.grants)
 
 
 def _run_mode(
@@ -99,15 +100,14 @@ def _run_mode(
     plan_reason: str | None,
 ) -> bool:
     started = time.monotonic()
-    if mode.name == "sysbox":
-        missing = sysbox_missing(host)
-        if missing:
-            reason = missing + (f"; Sysbox preflight: {plan_reason}" if plan_reason else "")
-            results.modes[mode.name] = ModeResult(
-                "skipped", reason, round(time.monotonic() - started, 1)
-            )
-            host.log_styled(f"sysbox skipped: {reason}", fg="yellow")
-            return True
+    reason = mode.skip_reason(ctx, _runner(host))
+    if reason:
+        if mode.name == "sysbox" and plan_reason:
+            reason += f"; Sysbox preflight: {plan_reason}"
+        seconds = round(time.monotonic() - started, 1)
+        results.modes[mode.name] = ModeResult("skipped", reason, seconds, grants=mode.grants)
+        host.log_styled(f"{mode.name} skipped: {reason}", fg="yellow")
+        return True
     try:
         _ok, output = host.run_shell_command(
             StringCommand(script(mode, ctx)), _timeout=ctx.timeout * 4 + 600
@@ -142,11 +142,29 @@ def _sysbox_plan_reason() -> str | None:
     return unavailable_reason()
 
 
+def _upload_and_load(what: str, path: Path, changes: tuple[str, ...]) -> str:
+    """Upload an image archive to the host and load it unless the host has it; its tag."""
+    tag = image_tag(path)
+    remote = f"{REMOTE_CACHE}/{path.name}"
+    files.directory(name="Create the smoke image cache folder", path=REMOTE_CACHE, mode="0700")
+    files.put(name=f"Upload the {what} archive", src=str(path), dest=remote, mode="0600")
+    python.call(
+        name=f"Load the {what} {tag} unless the host has it",
+        function=_load_archive,
+        archive=remote,
+        tag=tag,
+        changes=changes,
+    )
+    return tag
+
+
 @deploy("Smoke-test the Docker-in-Docker modes", data_defaults=SMOKE_SETTINGS.defaults)
 def run_smoke_tests() -> None:
     """Run the selected modes on the host and add its results to the report folder."""
     values = SMOKE_SETTINGS.validate(host.data)
-    socket_group = DOCKER_SETTINGS.validate(host.data)["docker_socket_group"]
+    docker_values = DOCKER_SETTINGS.validate(host.data)
+    socket_group = docker_values["docker_socket_group"]
+    rootless_users = docker_values.get("docker_rootless_users") or []
     report_dir = values["smoke_report_dir"]
     clear_other_runs(report_dir, RUN_ID)
 
@@ -160,16 +178,7 @@ def run_smoke_tests() -> None:
                 f"smoke_image_archive {archive} does not exist: build it with "
                 "`dindkit images build`"
             )
-        cli_image = dind_image = image_tag(path)
-        remote = f"{REMOTE_CACHE}/{path.name}"
-        files.directory(name="Create the smoke image cache folder", path=REMOTE_CACHE, mode="0700")
-        files.put(name="Upload the smoke image archive", src=str(path), dest=remote, mode="0600")
-        python.call(
-            name=f"Load the smoke image {cli_image} unless the host has it",
-            function=_load_archive,
-            archive=remote,
-            tag=cli_image,
-        )
+        cli_image = dind_image = _upload_and_load("smoke image", path, IMPORT_CHANGES)
     else:
         cli_image, dind_image = values["smoke_images"]["cli"], values["smoke_images"]["dind"]
         python.call(
@@ -178,13 +187,20 @@ def run_smoke_tests() -> None:
             images=[cli_image, dind_image],
         )
 
+    podman_image = ""
+    if "podman" in values["smoke_modes"]:  # registry-free everywhere: built from Debian packages
+        podman_archive = build_podman_image(progress=logger.info)
+        podman_image = _upload_and_load("podman image", podman_archive, PODMAN_CHANGES)
+
     ctx = Context(
         run_id=RUN_ID,
         cli_image=cli_image,
         dind_image=dind_image,
+        podman_image=podman_image,
         user_uid=values["smoke_user_uid"],
         socket_group=socket_group,
         timeout=values["smoke_timeout"],
+        rootless_user=values["smoke_rootless_user"] or next(iter(rootless_users), None),
     )
     plan_reason = _sysbox_plan_reason() if "sysbox" in values["smoke_modes"] else None
     results = ReportHost()

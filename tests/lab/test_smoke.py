@@ -33,8 +33,10 @@ def docker_objects(vm: Any) -> list[str]:
     return [vm.ssh(command).stdout for command in INVENTORY_COMMANDS]
 
 
-def smoke(vm: Any, report_dir: Path) -> tuple[int, str, dict[str, Any]]:
-    """``dindkit smoke inventories/lab.py --limit HOST``: exit code, output, report modes."""
+def smoke(
+    vm: Any, report_dir: Path, modes: tuple[str, ...] = ("dood", "dind", "sysbox")
+) -> tuple[int, str, dict[str, Any]]:
+    """``dindkit smoke inventories/lab.py --limit HOST --modes ...``: exit code, output, modes."""
     process = subprocess.run(
         [
             str(Path(sys.executable).parent / "dindkit"),
@@ -42,6 +44,8 @@ def smoke(vm: Any, report_dir: Path) -> tuple[int, str, dict[str, Any]]:
             str(inventory_file("lab")),
             "--limit",
             vm.host,
+            "--modes",
+            ",".join(modes),
             "--report-dir",
             str(report_dir),
         ],

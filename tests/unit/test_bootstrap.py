@@ -47,7 +47,7 @@ def test_validates_every_table() -> None:
         ("bootstrap_time_sync=maybe", "bootstrap_time_sync"),
         ("docker_socket_mode=0666", "docker_socket_mode"),
         ("sysbox_version=x", "sysbox_version"),
-        ("smoke_modes=dood,podman", "smoke_modes"),
+        ("smoke_modes=dood,lxc", "smoke_modes"),
     ],
 )
 def test_bad_setting_stops_before_any_operation(data: str, key: str) -> None:

@@ -116,12 +116,27 @@ def test_render_daemon_json_is_sorted_json() -> None:
 # Through the real command line: a bad value stops the run with one line naming the setting,
 # before any operation (none is prepared, so no host is touched beyond connecting to @local).
 PYINFRA_DRY_LOCAL = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local"]
+
+
+def dry_run_docker_deploy(data: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    result = subprocess.run(
+        [*PYINFRA_DRY_LOCAL, str(deploy_file("docker")), "--data", data],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+    return result, result.stdout + result.stderr
+
+
 CLI_BAD = [
     ("docker_socket_mode=0666", "Invalid setting docker_socket_mode=666"),
     ("docker_socket_mode=0o666", "Invalid setting docker_socket_mode='0o666'"),
     ("docker_source=snap", "Invalid setting docker_source='snap'"),
     ("docker_socket_gid=0", "Invalid setting docker_socket_gid=0"),
     ("docker_users=root,Bad User", "Invalid setting docker_users="),
+    ("docker_rootless_users=Bad User", "Invalid setting docker_rootless_users='Bad User'"),
+    ("docker_userns_remap=1000:1000", "Invalid setting docker_userns_remap='1000:1000'"),
 ]
 
 
@@ -129,14 +144,7 @@ CLI_BAD = [
 def test_cli_refuses_bad_setting_before_any_operation(
     data: str, message: str, tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [*PYINFRA_DRY_LOCAL, str(deploy_file("docker")), "--data", data],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
+    result, output = dry_run_docker_deploy(data, tmp_path)
     assert result.returncode != 0
     errors = [line for line in output.splitlines() if "pyinfra error" in line]
     assert len(errors) == 1 and message in errors[0], output
@@ -144,18 +152,24 @@ def test_cli_refuses_bad_setting_before_any_operation(
     assert "Starting operation" not in output and "Ready:" not in output, output
 
 
-def test_cli_refuses_unknown_docker_users_at_plan_time(tmp_path: Path) -> None:
+PLAN_TIME_BAD = [
+    ("docker_users=nosuchuser42", "users that do not exist on this host: nosuchuser42"),
+    ("docker_userns_remap=nosuchuser42", "docker_userns_remap names a user that does not exist"),
+    ("docker_rootless_users=nosuchuser42", "docker_rootless_users: nosuchuser42 does not exist"),
+    ("docker_rootless_users=root", "docker_rootless_users: root is root"),
+    ("docker_rootless_users=nobody", "docker_rootless_users: nobody has no home directory"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), PLAN_TIME_BAD, ids=[d for d, _ in PLAN_TIME_BAD])
+def test_cli_refuses_unusable_accounts_at_plan_time(
+    data: str, message: str, tmp_path: Path
+) -> None:
     """Read-only facts of this machine (distribution, groups, users); nothing is run."""
-    result = subprocess.run(
-        [*PYINFRA_DRY_LOCAL, str(deploy_file("docker")), "--data", "docker_users=nosuchuser42"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
+    result, output = dry_run_docker_deploy(data, tmp_path)
     if "dindkit's docker deploy supports" in output:
         pytest.skip("this machine is not a supported platform")
     assert result.returncode != 0
-    assert "users that do not exist on this host: nosuchuser42" in output, output
+    errors = [line for line in output.splitlines() if "pyinfra error" in line]
+    assert len(errors) == 1 and message in errors[0], output
     assert "Traceback" not in output and "Starting operation" not in output

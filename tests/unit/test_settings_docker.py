@@ -28,6 +28,10 @@ BAD = [
     ({"docker_daemon_wait_seconds": "soon"}, "docker_daemon_wait_seconds='soon'"),
     ({"docker_socket_gid": 70000}, "from 0 to 65533"),
     ({"docker_users": "root,Bad User"}, "docker_users='root,Bad User'"),
+    ({"docker_rootless_users": "dindkit,Bad User"}, "docker_rootless_users='dindkit,Bad User'"),
+    ({"docker_userns_remap": "1000:1000"}, "docker_userns_remap='1000:1000': allowed: \"default\""),
+    ({"docker_userns_remap": True}, "docker_userns_remap=True"),
+    ({"docker_daemon_options": {"userns-remap": "default"}}, "through docker_userns_remap"),
 ]
 
 

@@ -1,8 +1,12 @@
-"""Command construction of each smoke mode, and the mode script run against a fake docker."""
+"""The smoke modes: every mode's script renders, passes shellcheck, and runs against a fake
+docker (steps framed, first failure stops, cleanup always runs); skip conditions; parsing."""
 
 from __future__ import annotations
 
+import dataclasses
+import getpass
 import os
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -12,110 +16,174 @@ import pytest
 from dindkit.report import Check
 from dindkit.smoke import modes
 from dindkit.smoke.deploy import summarise
+from dindkit.smoke.modes import rootless, sysbox, userns
 
 CTX = modes.Context(
     run_id="0a1b2c3d",
     cli_image="dindkit-smoke:abc",
     dind_image="dindkit-smoke:def",
+    podman_image="dindkit-podman:123",
     user_uid=1234,
     socket_group="docker",
     timeout=45,
+    rootless_user="alice",
 )
 
 
-def step(mode: modes.Mode, name: str) -> str:
-    return next(s.command for s in mode.steps if s.name == name)
+def script(name: str, ctx: modes.Context = CTX) -> str:
+    return modes.script(modes.build_mode(name, ctx), ctx)
 
 
-def test_dood_runs_non_root_with_the_socket_group_and_refuses_without_it():
-    mode = modes.dood(CTX)
-    client = step(mode, "start-client")
-    assert "-v /var/run/docker.sock:/var/run/docker.sock" in client
-    assert "--user 1234:1234" in client
-    assert '--group-add "$SOCKET_GID"' in client
-    assert "--privileged" not in client
-    assert "dindkit-smoke:abc" in client
-    assert step(mode, "docker-version").startswith("docker exec dindkit-smoke-0a1b2c3d-dood-client")
-    refused = step(mode, "refused-without-group")
-    assert "--group-add" not in refused
-    assert "--user 1234:1234" in refused and "/var/run/docker.sock" in refused
-    assert "permission denied" in refused
-    assert "FROM scratch" in step(mode, "build")
-    assert "docker image inspect" in step(mode, "image-on-host")
-    assert mode.steps[0].name == "socket-group"
-
-
-def test_dood_socket_check_compares_with_the_configured_group():
-    check = step(modes.dood(CTX), "socket-group")
-    assert "getent group docker" in check
-    assert '"$SOCKET_GID" = 0' in check
-
-
-def test_dind_is_privileged_with_tls_and_a_data_volume():
-    mode = modes.dind(CTX)
-    start = step(mode, "start-daemon")
-    assert "--privileged" in start
-    assert "-e DOCKER_TLS_CERTDIR=/certs" in start
-    assert "dindkit-smoke-0a1b2c3d-dind-data:/var/lib/docker" in start
-    assert "-e DOCKER_HOST=tcp://docker:2376 -e DOCKER_TLS_VERIFY=1" in start
-    assert "--network-alias docker" in start
-    assert "dindkit-smoke:def" in start and "dindkit-smoke:abc" in start
-    assert "45" in step(mode, "daemon-ready-tls")
-    assert "sleep 1" in step(mode, "daemon-ready-tls")  # a bounded poll, not one long sleep
-    assert "docker image inspect" in step(mode, "isolated-from-host")
-
-
-def test_sysbox_uses_the_runtime_without_privileged():
-    mode = modes.sysbox(CTX)
-    start = step(mode, "start-daemon")
-    assert "--runtime=sysbox-runc" in start
-    assert "--privileged" not in start
-    names = [s.name for s in mode.steps]
-    assert "uid-map-not-identity" in names and "no-host-socket" in names
+def body(name: str) -> str:
+    """The mode's own part of its script (after the shared library)."""
+    return script(name).split("# --- mode ")[1]
 
 
 @pytest.mark.parametrize("name", modes.BUILDERS)
-def test_every_object_is_named_and_labelled_for_the_run(name):
+def test_every_mode_script_passes_shellcheck(name, tmp_path):
+    path = tmp_path / f"{name}.sh"
+    path.write_text(script(name))
+    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("inner", modes.common.INNER_SCRIPTS)
+def test_every_inner_script_passes_shellcheck(inner, tmp_path):
+    path = tmp_path / f"{inner}.sh"
+    path.write_text(modes.common.inner_script(inner))
+    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("name", modes.BUILDERS)
+def test_every_step_is_a_function_and_every_mode_says_what_it_grants(name):
     mode = modes.build_mode(name, CTX)
-    text = " ".join(s.command for s in mode.steps) + " ".join(mode.cleanup)
-    assert "--label dindkit.smoke.run=0a1b2c3d" in text
-    for created in ("docker run", "docker volume create", "docker network create"):
-        for chunk in text.split(created)[1:]:
-            assert chunk.lstrip().startswith(("-", "--")), chunk[:40]
-    assert all("dindkit-smoke-0a1b2c3d" in command for command in mode.cleanup)
+    text = script(name)
+    for step in mode.steps:
+        assert f"\n{step.function}() {{" in text, step
+        assert f"run_step {step.name} {step.function}\n" in text
+    assert "\ncleanup_mode() {" in text and "trap finish EXIT" in text
+    assert mode.grants and "\n" not in mode.grants
 
 
 @pytest.mark.parametrize("name", modes.BUILDERS)
-def test_script_is_valid_posix_shell(name, tmp_path):
-    path = tmp_path / "mode.sh"
-    path.write_text(modes.script(modes.build_mode(name, CTX), CTX))
-    subprocess.run(["sh", "-n", str(path)], check=True)
+def test_every_object_is_labelled_for_the_run(name):
+    text = script(name)
+    assert "LABEL=dindkit.smoke.run=0a1b2c3d" in text
+    assert f"PREFIX=dindkit-smoke-0a1b2c3d-{name}" in text
+    for line in text.splitlines():
+        for created in ("docker run -d", "docker network create", "docker volume create"):
+            if created in line:
+                assert '--label "$LABEL"' in line, line
 
+
+def test_dood_runs_non_root_with_the_socket_group():
+    text = script("dood")
+    assert "USER_UID=1234" in text and "SOCKET_GROUP=docker" in text
+    assert '--user "$USER_UID:$USER_UID"' in text and '-v "$SOCKET:$SOCKET"' in text
+    assert '"--group-add=$SOCKET_GID"' in text
+    assert "--privileged" not in body("dood")
+    assert "permission denied" in text
+
+
+def test_privilege_of_each_dind_container():
+    assert 'DAEMON_FLAGS="--privileged $(userns_host_flag)"' in script("dind")
+    assert "DAEMON_FLAGS=--runtime=sysbox-runc" in script("sysbox")
+    flags = next(line for line in script("userns").splitlines() if line.startswith("DAEMON_"))
+    assert "--cap-add SYS_ADMIN --cap-add NET_ADMIN" in flags
+    assert "seccomp=unconfined" in flags and "apparmor=unconfined" in flags
+    assert "--privileged" not in flags
+
+
+def test_podman_adds_no_capability_and_runs_non_root():
+    text = body("podman")
+    assert "--cap-add" not in text and "--privileged " not in text
+    assert "PODMAN_UID=1000" in script("podman")
+    assert "PODMAN_IMAGE=dindkit-podman:123" in script("podman")
+    assert "systempaths=unconfined" in text and "--device /dev/net/tun" in text
+
+
+def test_rootless_talks_to_the_users_socket_as_the_user():
+    text = script("rootless")
+    assert "ROOTLESS_USER=alice" in text
+    assert 'runuser -u "$ROOTLESS_USER"' in text
+    assert "/run/user/$ROOTLESS_UID/docker.sock" in text
+    assert "--privileged $USERNS_FLAG" in text and "-v /:/host" in text
+
+
+# Skip conditions ---------------------------------------------------------------------------
+
+
+def runner(answers: dict[str, tuple[bool, str]]) -> modes.Runner:
+    def run(command: str) -> tuple[bool, str]:
+        for start, answer in answers.items():
+            if command.startswith(start):
+                return answer
+        raise AssertionError(command)
+
+    return run
+
+
+def test_rootless_skipped_without_a_user_or_a_socket():
+    no_user = modes.Context("r", "c", "d")
+    assert "set smoke_rootless_user" in (rootless.skip_reason(no_user, runner({})) or "")
+    missing = runner({"id -u": (False, "no such user")})
+    assert "does not exist" in (rootless.skip_reason(CTX, missing) or "")
+    no_socket = runner({"id -u": (True, "1001\n"), "test -S": (False, "")})
+    assert "/run/user/1001/docker.sock" in (rootless.skip_reason(CTX, no_socket) or "")
+    ready = runner({"id -u": (True, "1001\n"), "test -S": (True, "")})
+    assert rootless.skip_reason(CTX, ready) is None
+
+
+def test_userns_runs_only_where_the_daemon_remaps_users():
+    plain = runner({"docker info": (True, '["name=apparmor","name=seccomp,profile=default"]')})
+    assert "docker_userns_remap" in (userns.skip_reason(CTX, plain) or "")
+    remapped = runner({"docker info": (True, '["name=seccomp","name=userns"]')})
+    assert userns.skip_reason(CTX, remapped) is None
+
+
+def test_sysbox_skipped_without_the_runtime():
+    run = runner({"docker info": (True, '{"runc":{}}')})
+    assert "sysbox-runc runtime is not registered" in (sysbox.skip_reason(CTX, run) or "")
+
+
+# The scripts against a fake docker ------------------------------------------------------------
 
 FAKE_DOCKER = """#!/bin/sh
 echo "docker $*" >>"$DOCKER_LOG"
-case "$1 $2" in
-  "image inspect") exit 1;;
+case "$*" in
+  "info --format {{json .SecurityOptions}}") echo "${SECURITY_OPTIONS:-[]}";;
+  "image inspect"*) exit 1;;
+  *"cat /proc/self/uid_map") echo "${UID_MAP:-0 100000 65536}";;
   "exec "*) [ -n "$FAIL_EXEC" ] && { echo "cannot connect"; exit 1; };;
+  "run --rm --name "*"--privileged"*) printf '%s' "$PROBE_OUTPUT";;
 esac
 exit 0
 """
+FAKE_RUNUSER = """#!/bin/sh
+shift 3  # -u USER --
+exec "$@"
+"""
 
 
-def run_script(tmp_path: Path, mode: modes.Mode, **env: str) -> tuple[int, str, str]:
-    fake = tmp_path / "bin" / "docker"
-    fake.parent.mkdir()
-    fake.write_text(FAKE_DOCKER)
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+def run_script(
+    tmp_path: Path, mode: modes.Mode, ctx: modes.Context = CTX, **env: str
+) -> tuple[int, str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("docker", FAKE_DOCKER), ("runuser", FAKE_RUNUSER)):
+        fake = bin_dir / name
+        fake.write_text(text)
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     log = tmp_path / "docker.log"
     log.touch()
     process = subprocess.run(
-        ["sh", "-c", modes.script(mode, CTX)],
+        ["sh", "-c", modes.script(mode, ctx)],
         capture_output=True,
         text=True,
         env={
             **os.environ,
-            "PATH": f"{fake.parent}:{os.environ['PATH']}",
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "DOCKER_LOG": str(log),
             **env,
         },
@@ -124,8 +192,12 @@ def run_script(tmp_path: Path, mode: modes.Mode, **env: str) -> tuple[int, str, 
     return process.returncode, process.stdout, log.read_text()
 
 
+def checks_of(mode: modes.Mode, output: str) -> dict[str, modes.CheckResult]:
+    return {check.name: check for check in modes.parse_output(mode, output).checks}
+
+
 def test_script_passes_every_step_and_cleans_up(tmp_path):
-    mode = modes.dind(CTX)
+    mode = modes.build_mode("dind", CTX)
     code, output, calls = run_script(tmp_path, mode)
     assert code == 0, output
     parsed = modes.parse_output(mode, output)
@@ -133,13 +205,14 @@ def test_script_passes_every_step_and_cleans_up(tmp_path):
     assert parsed.checks[-1].name == "cleanup"
     assert "docker rm -f -v dindkit-smoke-0a1b2c3d-dind-client" in calls
     assert "docker network rm dindkit-smoke-0a1b2c3d-dind-net" in calls
+    assert "--privileged" in calls and "--userns=host" not in calls
 
 
 def test_script_stops_at_the_first_failure_and_still_cleans_up(tmp_path):
-    mode = modes.dind(CTX)
+    mode = modes.build_mode("dind", CTX)
     code, output, calls = run_script(tmp_path, mode, FAIL_EXEC="1")
     assert code == 1
-    checks = {c.name: c for c in modes.parse_output(mode, output).checks}
+    checks = checks_of(mode, output)
     assert checks["start-daemon"].status == "passed"
     assert checks["daemon-ready-tls"].status == "failed"
     assert "cannot connect" in checks["daemon-ready-tls"].detail
@@ -149,22 +222,69 @@ def test_script_stops_at_the_first_failure_and_still_cleans_up(tmp_path):
     assert "docker volume rm -f dindkit-smoke-0a1b2c3d-dind-data" in calls
 
 
+def test_on_a_remapping_daemon_dind_uses_the_host_namespace_and_says_so(tmp_path):
+    mode = modes.build_mode("dind", CTX)
+    code, output, calls = run_script(tmp_path, mode, SECURITY_OPTIONS='["name=userns"]')
+    assert code == 0, output
+    assert "--privileged --userns=host" in calls
+    detail = checks_of(mode, output)["start-daemon"].detail
+    assert "the daemon remaps users: the dind container runs with --userns=host" in detail
+
+
+def test_on_a_remapping_daemon_dood_uses_the_host_namespace_and_says_so():
+    text = body("dood")
+    assert "USERNS_FLAG=$(userns_host_flag)" in text
+    assert "docker run $detach $USERNS_FLAG" in text
+    assert "the daemon remaps users: the client runs with $USERNS_FLAG" in text
+
+
+def test_userns_uid_map_check_fails_on_an_identity_map(tmp_path):
+    mode = modes.build_mode("userns", CTX)
+    code, output, _ = run_script(tmp_path, mode, UID_MAP="0 0 4294967295")
+    assert code == 1
+    check = checks_of(mode, output)["uid-map-not-identity"]
+    assert check.status == "failed"
+    assert check.detail.startswith("FAIL: root in the container is host root")
+    (tmp_path / "ok").mkdir()
+    code, output, _ = run_script(tmp_path / "ok", mode)
+    assert checks_of(mode, output)["uid-map-not-identity"].status == "passed", output
+
+
+def test_rootless_escalation_is_reported(tmp_path):
+    path = tmp_path / "docker.sock"
+    socket.socket(socket.AF_UNIX).bind(str(path))
+    ctx = dataclasses.replace(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
+    mode = modes.build_mode("rootless", ctx)
+    probe = "read /etc/shadow\nwrote to /root\nprobed\n"
+    code, output, _ = run_script(tmp_path, mode, ctx, PROBE_OUTPUT=probe)
+    check = checks_of(mode, output)["no-escalation"]
+    assert code == 1 and check.status == "failed", output
+    assert check.detail.startswith("FAIL: escalation: a --privileged -v /:/host container")
+    assert "read /etc/shadow,wrote to /root" in check.detail
+    (tmp_path / "ok").mkdir()
+    code, output, _ = run_script(tmp_path / "ok", mode, ctx, PROBE_OUTPUT="probed\n")
+    assert checks_of(mode, output)["no-escalation"].status == "passed", output
+
+
+# Parsing --------------------------------------------------------------------------------------
+
+
 def test_parse_output_marks_a_cut_off_step_failed():
-    mode = modes.dood(CTX)
+    mode = modes.build_mode("dood", CTX)
     output = (
         "@@dindkit begin socket-group\nok\n@@dindkit end socket-group 0\n"
-        "@@dindkit begin docker-version\nhalf"
+        "@@dindkit begin start-client\nhalf"
     )
-    checks = {c.name: c for c in modes.parse_output(mode, output).checks}
+    checks = checks_of(mode, output)
     assert checks["socket-group"].status == "passed"
-    assert checks["docker-version"].status == "failed"
-    assert "ended before" in checks["docker-version"].detail
+    assert checks["start-client"].status == "failed"
+    assert "ended before" in checks["start-client"].detail
     assert checks["run"].status == "skipped"
     assert checks["cleanup"].status == "failed"
 
 
 def test_fail_lines_lead_the_detail_and_the_reason():
-    mode = modes.dood(CTX)
+    mode = modes.build_mode("dood", CTX)
     noise = "\n".join(f"line {n}" for n in range(30))
     output = (
         "@@dindkit begin socket-group\nFAIL: socket group root (gid 0) is not docker\n"
@@ -178,10 +298,11 @@ def test_fail_lines_lead_the_detail_and_the_reason():
     result = summarise(mode, checks, 3.0)
     assert result.status == "failed"
     assert result.reason == "socket-group: socket group root (gid 0) is not docker"
+    assert result.grants == mode.grants
 
 
 def test_summarise_passed():
-    mode = modes.dood(CTX)
+    mode = modes.build_mode("podman", CTX)
     checks = [Check(s.name, "passed") for s in mode.steps]
     result = summarise(mode, checks, 1.5)
-    assert (result.status, result.seconds) == ("passed", 1.5)
+    assert (result.status, result.seconds, result.grants) == ("passed", 1.5, mode.grants)

@@ -1,0 +1,95 @@
+"""Rootless Docker for the users in ``docker_rootless_users``, from distribution packages.
+
+``rootless_docker()`` is the deploy; ``install_docker()`` calls it at its end when the setting
+lists anyone. Per user: subordinate ID ranges, linger (the user's systemd runs from boot on), and
+the user unit docker.service (one file in /etc/systemd/user, enabled per user) running
+``dockerd-rootless.sh`` and answering on /run/user/UID/docker.sock. The accounts are checked at
+plan time: dindkit creates no user, so what it reads about them does not change during a run.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import DeployError, deploy
+from pyinfra.operations import files
+
+from dindkit.facts.rootless import Account, AccountDict
+from dindkit.operations import docker as docker_ops
+from dindkit.operations import rootless as rootless_ops
+from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.templating import render_io
+
+USER_UNIT = "/etc/systemd/user/docker.service"
+PACKAGES = ("uidmap", "dbus-user-session", "slirp4netns")
+# docker.io only suggests rootlesskit and keeps dockerd-rootless.sh outside PATH;
+# docker-ce-rootless-extras ships both in /usr/bin.
+SOURCE_PACKAGES = {"distro": ("rootlesskit",), "docker-ce": ("docker-ce-rootless-extras",)}
+BIN_DIRS = {"distro": "/usr/share/docker.io/contrib", "docker-ce": "/usr/bin"}
+
+
+def account_problem(user: str, account: AccountDict | None) -> str | None:
+    if account is None:
+        return f"{user} does not exist"
+    if account["uid"] == 0:
+        return f"{user} is root (root's Docker is the system one)"
+    if not account["home_exists"]:
+        return f"{user} has no home directory ({account['home'] or 'none set'} is missing)"
+    return None
+
+
+def check_accounts(users: list[str]) -> dict[str, AccountDict]:
+    """The accounts of ``users``, or a DeployError naming each one that cannot run Docker."""
+    accounts = {user: host.get_fact(Account, user=user) for user in users}
+    problems = [
+        problem for user, account in accounts.items() if (problem := account_problem(user, account))
+    ]
+    if problems:
+        raise DeployError(
+            f"docker_rootless_users: {'; '.join(problems)} on this host (dindkit sets up rootless "
+            "Docker for existing users with a home; create them first)"
+        )
+    return {user: account for user, account in accounts.items() if account is not None}
+
+
+@deploy("Set up rootless Docker", data_defaults=DOCKER_SETTINGS.defaults)
+def rootless_docker() -> None:
+    """
+    Give each user in ``docker_rootless_users`` a rootless dockerd that starts at boot.
+
+    Settings (``dindkit.settings.docker``) are validated and the accounts checked before any
+    operation runs.
+    """
+    values = DOCKER_SETTINGS.validate(host.data)
+    accounts = check_accounts(values["docker_rootless_users"])
+    if not accounts:
+        return
+    source = values["docker_source"]
+    docker_ops.apt_packages(
+        name="Install what rootless Docker needs",
+        packages=PACKAGES + SOURCE_PACKAGES[source],
+    )
+    files.put(
+        name="Install the user unit for rootless dockerd",
+        src=render_io("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source]),
+        dest=USER_UNIT,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    for user, account in accounts.items():
+        rootless_ops.subordinate_ids(
+            name=f"Give {user} subordinate UID and GID ranges",
+            user=user,
+            uid=account["uid"],
+        )
+        rootless_ops.linger(
+            name=f"Let {user}'s systemd run from boot on (linger)",
+            user=user,
+        )
+        rootless_ops.user_dockerd(
+            name=f"Enable and start {user}'s rootless dockerd",
+            user=user,
+            uid=account["uid"],
+            home=account["home"],
+            wait_seconds=values["docker_daemon_wait_seconds"],
+        )

@@ -1,0 +1,30 @@
+"""podman: rootless Podman inside an unprivileged container with zero added capabilities."""
+
+from __future__ import annotations
+
+from dindkit.images import PODMAN_UID
+from dindkit.smoke.modes.common import Context, Mode, Runner, Step
+
+GRANTS = "nothing added: a non-root container without capabilities, one UID mapped"
+
+
+def skip_reason(ctx: Context, run: Runner) -> str | None:
+    ok, _ = run("test -c /dev/net/tun")
+    return None if ok else "the host has no /dev/net/tun (slirp4netns needs it)"
+
+
+def build(ctx: Context) -> Mode:
+    return Mode(
+        name="podman",
+        title="podman: rootless Podman in a container with no added capability",
+        grants=GRANTS,
+        setup=(Step("start-container"),),
+        checks=(
+            Step("no-capabilities"),
+            Step("not-root-on-host"),
+            Step("inner-build"),
+            Step("inner-run"),
+        ),
+        values={"PODMAN_IMAGE": ctx.podman_image, "PODMAN_UID": PODMAN_UID},
+        skip_reason=skip_reason,
+    )
