@@ -6,11 +6,13 @@ image); a second ``vagrant provision`` changes nothing but the smoke run; ``vagr
 leaves no domain, volume, qemu process or network.
 
 No bridge, no management network: libvirt's user session (``qemu:///session``) with qemu's
-user-mode NIC. libvirt refuses a session to root, so as root the test runs libvirt and Vagrant
-as a dedicated system user (created here, removed after). Everything lives in one temporary
-folder: the session's HOME and runtime folder (libvirtd and virtlogd are started here: there
-may be no systemd to start them), VAGRANT_HOME, the machine folder (VAGRANT_DOTFILE_PATH), and
-a dindkit cache holding links to the cached lab image and smoke image. One VM, bookworm only.
+user-mode NIC. libvirt has no session for root (qemu:///session is the system daemon there), so
+as root the test runs libvirt, Vagrant and the trigger's pyinfra as a dedicated system user
+(created here, removed after), with a venv of its own (DINDKIT_VENV: the project's .venv may use
+a Python that user cannot read). Everything lives in one temporary folder: the session's HOME
+and runtime folder (libvirtd and virtlogd are started here: there may be no systemd to start
+them), VAGRANT_HOME, the machine folder (VAGRANT_DOTFILE_PATH), the venv, and a dindkit cache
+holding links to the cached lab image and smoke image. One VM, bookworm only.
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ from dindkit.smoke.deploy import run_smoke_tests
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-DINDKIT = str(Path(sys.executable).with_name("dindkit"))
 DISTRO = "bookworm"
 MACHINE = "debian12"
 SESSION_USER = "dindkit-vagrant"
 SESSION_URI = "qemu:///session"
 DAEMON_TIMEOUT = 60.0
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 # Vagrant prefixes the output of a machine's triggers with its name.
 TRIGGER_PREFIX = re.compile(rf"^\s*{MACHINE}: ?")
 
@@ -76,6 +78,7 @@ class Session:
 
     base: Path
     user: str | None
+    bin: Path = Path(sys.executable).parent
     env: dict[str, str] = field(default_factory=dict)
     daemons: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -192,7 +195,7 @@ def session() -> Iterator[Session]:
     user, created = _session_user()
     base = Path(tempfile.mkdtemp(prefix="dindkit-vg-"))
     base.chmod(0o755)  # the session user reaches its folders inside
-    folders = ("home", "run", "vagrant.d", "dot", "cache", "work", "reports")
+    folders = ("home", "run", "vagrant.d", "dot", "cache", "work", "reports", "venv")
     for name in folders:
         (base / name).mkdir(mode=0o700 if name == "run" else 0o755)
     # The session's dindkit cache: the cached image and smoke archive, linked (no rebuild).
@@ -200,12 +203,14 @@ def session() -> Iterator[Session]:
         _link(path, base / "cache" / "images" / image.directory.name / path.name)
     _link(archive, base / "cache" / "images" / archive.name)
     if user:
+        # Folders only: the linked files are the cache's own (same inode), they stay root's.
         entry = pwd.getpwnam(user)
         for path in [base / name for name in folders]:
             for each in [path, *path.rglob("*")]:
-                os.chown(each, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+                if each.is_dir():
+                    os.chown(each, entry.pw_uid, entry.pw_gid)
     env = {
-        "PATH": os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"]),
+        "PATH": SYSTEM_PATH if user else f"{os.environ.get('PATH', os.defpath)}:/usr/sbin:/sbin",
         "LANG": "C.UTF-8",
         "HOME": str(base / "home"),
         "XDG_RUNTIME_DIR": str(base / "run"),
@@ -222,8 +227,18 @@ def session() -> Iterator[Session]:
         # Only the modes this test asserts: a Docker install under TCG is slow enough.
         "DINDKIT_PYINFRA_ARGS": "--data smoke_modes=dood,dind",
     }
-    current = Session(base, user, env)
+    current = Session(base, user, env=env)
     try:
+        if user:
+            venv = base / "venv"
+            for command in (
+                ["python3", "-m", "venv", str(venv)],
+                [str(venv / "bin" / "pip"), "install", "-q", str(ROOT)],
+            ):
+                result = current.run(*command, timeout=900)
+                assert result.returncode == 0, result.stdout + result.stderr
+            current.bin = venv / "bin"
+            env["DINDKIT_VENV"] = str(venv)
         current.start_daemons()
         yield current
     finally:
@@ -260,7 +275,8 @@ def test_box_up_provision_destroy(session: Session) -> None:
     addresses_before = _addresses()
     assert session.virsh("net-list", "--all", "--name").strip() == ""
 
-    code, output, box_seconds = session.stream(DINDKIT, "lab", "box", "--distro", DISTRO)
+    dindkit = str(session.bin / "dindkit")
+    code, output, box_seconds = session.stream(dindkit, "lab", "box", "--distro", DISTRO)
     assert code == 0, output[-3000:]
     boxes = session.run("vagrant", "box", "list", "--machine-readable").stdout
     assert f"box-name,{BOX_NAMES[DISTRO]}" in boxes and "box-provider,libvirt" in boxes
