@@ -193,7 +193,7 @@ def session() -> Iterator[Session]:
     archive = build_smoke_image(progress=print)
     assert archive == smoke_image_archive()
     user, created = _session_user()
-    base = Path(tempfile.mkdtemp(prefix="dindkit-vg-"))
+    base = Path(tempfile.mkdtemp(prefix="dkv-"))  # short: UNIX socket paths live inside
     base.chmod(0o755)  # the session user reaches its folders inside
     folders = ("home", "run", "vagrant.d", "dot", "cache", "work", "reports", "venv")
     for name in folders:
