@@ -195,7 +195,7 @@ def session() -> Iterator[Session]:
     user, created = _session_user()
     base = Path(tempfile.mkdtemp(prefix="dkv-"))  # short: UNIX socket paths live inside
     base.chmod(0o755)  # the session user reaches its folders inside
-    folders = ("home", "run", "vagrant.d", "dot", "cache", "work", "reports", "venv")
+    folders = ("home", "c", "run", "vagrant.d", "dot", "cache", "work", "reports", "venv")
     for name in folders:
         (base / name).mkdir(mode=0o700 if name == "run" else 0o755)
     # The session's dindkit cache: the cached image and smoke archive, linked (no rebuild).
@@ -214,6 +214,8 @@ def session() -> Iterator[Session]:
         "LANG": "C.UTF-8",
         "HOME": str(base / "home"),
         "XDG_RUNTIME_DIR": str(base / "run"),
+        # libvirt's guest agent socket lives below: a UNIX socket path has 107 characters.
+        "XDG_CONFIG_HOME": str(base / "c"),
         "LIBVIRT_DEFAULT_URI": SESSION_URI,
         "DINDKIT_CACHE": str(base / "cache"),
         "VAGRANT_HOME": str(base / "vagrant.d"),
