@@ -3,7 +3,8 @@
 pyinfra's own ``@vagrant`` connector does the same for every running machine; this module adds
 what dindkit's deploys need: ``_sudo`` (Vagrant logs in as the non-root user ``vagrant``),
 host-key settings for throwaway VMs, groups by distribution, and ``VAGRANT_MACHINES`` to pick
-some machines only.
+some machines only. With ``DINDKIT_VAGRANT_LOCAL_BOX=1`` (the boxes of ``dindkit lab box``, on a
+machine without downloads) the hosts also get :func:`offline_data`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+from dindkit.images import smoke_image_archive
+from dindkit.report import format_table, read_report
 
 HostEntry = tuple[str, dict[str, Any]]
 
@@ -32,6 +37,20 @@ HOST_DATA: dict[str, Any] = {
     "ssh_known_hosts_file": "/dev/null",
     "_sudo": True,
 }
+
+
+LOCAL_BOX_VARIABLE = "DINDKIT_VAGRANT_LOCAL_BOX"
+
+
+def offline_data() -> dict[str, Any]:
+    """Host data for a machine that downloads nothing: Debian's docker.io, Sysbox only from an
+    offline package, no time sync (no NTP server), the smoke image from the local archive."""
+    return {
+        "docker_source": "distro",
+        "sysbox_offline": True,
+        "bootstrap_time_sync": False,
+        "smoke_image_archive": str(smoke_image_archive()),
+    }
 
 
 def running_machines(status_output: str) -> list[str]:
@@ -90,10 +109,31 @@ def _vagrant(*arguments: str, cwd: Path) -> str:
     return result.stdout
 
 
-def inventory(vagrant_dir: Path, selection: str = "") -> list[HostEntry]:
-    """(name, data) of the running machines of the Vagrantfile in ``vagrant_dir``."""
+def inventory(vagrant_dir: Path, selection: str = "", offline: bool = False) -> list[HostEntry]:
+    """(name, data) of the running machines of the Vagrantfile in ``vagrant_dir``.
+
+    ``offline`` adds :func:`offline_data` to every host.
+    """
     running = running_machines(_vagrant("status", "--machine-readable", cwd=vagrant_dir))
     names = wanted_machines(running, selection)
     if not names:
         return []
-    return hosts_from_ssh_config(_vagrant("ssh-config", *names, cwd=vagrant_dir))
+    hosts = hosts_from_ssh_config(_vagrant("ssh-config", *names, cwd=vagrant_dir))
+    if offline:
+        for _, data in hosts:
+            data.update(offline_data())
+    return hosts
+
+
+def report_table(report_dir: str | Path) -> str:
+    """The smoke table of the report in ``report_dir`` (printed by the Vagrantfile's trigger)."""
+    report = read_report(report_dir)
+    if report is None or not report.hosts:
+        return f"No smoke report in {report_dir}."
+    return format_table(report)
+
+
+if __name__ == "__main__":  # python -m dindkit.vagrant REPORT_DIR
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m dindkit.vagrant REPORT_DIR")
+    print(report_table(sys.argv[1]))

@@ -1,4 +1,4 @@
-"""``dindkit lab``: up, down, list, status, ssh."""
+"""``dindkit lab``: up, down, list, status, ssh, box."""
 
 from __future__ import annotations
 
@@ -178,6 +178,30 @@ def prune() -> None:
         click.echo(f"Removed {directory}")
     if not stale:
         click.echo("No stale images.")
+
+
+@lab.command()
+@click.option(
+    "--distro",
+    type=click.Choice(DISTROS),
+    default=lab_api.DEFAULT_DISTRO,
+    show_default=True,
+    help="Debian release of the box.",
+)
+@click.option("--force", is_flag=True, help="Rebuild the box even if it is cached.")
+def box(distro: str, force: bool) -> None:
+    """Build a libvirt Vagrant box from the lab image (no download) and add it to Vagrant."""
+    from dindkit.lab.box import SSH_PORTS, add_box, ensure_box, port_variable
+
+    try:
+        built = ensure_box(distro, progress=lambda line: click.echo(line), force=force)
+        add_box(built, progress=lambda line: click.echo(line))
+    except (LabError, ValueError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"use it:    DINDKIT_VAGRANT_LOCAL_BOX=1 vagrant up {built.name.split('/')[-1]}")
+    click.echo(
+        f"ssh port:  127.0.0.1:{SSH_PORTS[distro]} (set {port_variable(distro)} to change it)"
+    )
 
 
 @lab.command(context_settings={"ignore_unknown_options": True})

@@ -6,12 +6,38 @@ vagrant is a failure, not a skip. Validation needs no network: no box, no plugin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from dindkit.vagrant import groups, hosts_from_ssh_config, running_machines, wanted_machines
+import pytest
+
+from dindkit.images import smoke_image_archive
+from dindkit.lab.box import (
+    CMDLINE,
+    INSECURE_PUBLIC_KEY,
+    SSH_PORTS,
+    added_recipe,
+    box_files,
+    box_for,
+    debugfs_commands,
+    debugfs_errors,
+    guest_files,
+    guest_mode,
+)
+from dindkit.lab.box import recipe as box_recipe
+from dindkit.lab.image import Image
+from dindkit.report import HostResult, ModeResult, write_host
+from dindkit.vagrant import (
+    groups,
+    hosts_from_ssh_config,
+    inventory,
+    report_table,
+    running_machines,
+    wanted_machines,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,13 +50,13 @@ VAGRANT_ENV = {
 }
 
 
-def test_vagrant_validate() -> None:
+def _validate(env: dict[str, str]) -> None:
     vagrant = shutil.which("vagrant")
     assert vagrant, "vagrant is not installed: run ./scripts/install-host-packages"
     result = subprocess.run(
         [vagrant, "validate"],
         cwd=ROOT,
-        env=VAGRANT_ENV,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -38,6 +64,10 @@ def test_vagrant_validate() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "validated successfully" in result.stdout
+
+
+def test_vagrant_validate() -> None:
+    _validate(VAGRANT_ENV)
 
 
 def test_vagrantfile_machines() -> None:
@@ -103,3 +133,141 @@ def test_groups_by_distribution() -> None:
 def test_wanted_machines_from_environment() -> None:
     assert wanted_machines(["debian12", "ubuntu2404"], "") == ["debian12", "ubuntu2404"]
     assert wanted_machines(["debian12", "ubuntu2404"], "ubuntu2404, debian13") == ["ubuntu2404"]
+
+
+# The local box path (DINDKIT_VAGRANT_LOCAL_BOX=1, boxes from `dindkit lab box`) ------------
+
+
+def test_vagrant_validate_with_local_boxes() -> None:
+    local = {"DINDKIT_VAGRANT_LOCAL_BOX": "1", "DINDKIT_PYINFRA_ARGS": "--data smoke_modes=dood"}
+    _validate({**VAGRANT_ENV, **local})
+
+
+def test_box_metadata_is_what_vagrant_libvirt_reads() -> None:
+    files = box_files("bookworm")
+    assert set(files) == {"metadata.json", "Vagrantfile"}
+    assert json.loads(files["metadata.json"]) == {
+        "provider": "libvirt",
+        "format": "qcow2",
+        "virtual_size": 12,
+    }
+
+
+def test_box_vagrantfile_runs_without_a_bridge() -> None:
+    text = box_files("trixie")["Vagrantfile"]
+    for needed in (
+        "libvirt.qemu_use_session = true",
+        'libvirt.system_uri = "qemu:///session"',
+        "libvirt.mgmt_attach = false",
+        'ENV.fetch("DINDKIT_VAGRANT_DRIVER", "qemu")',
+        '"user,id=dindkit0,hostfwd=tcp:127.0.0.1:#{ssh_port}-:22"',
+        '"virtio-net-pci,netdev=dindkit0,addr=0x10"',
+        'config.ssh.host = "127.0.0.1"',
+        f'ENV.fetch("DINDKIT_VAGRANT_DEBIAN13_SSH_PORT", "{SSH_PORTS["trixie"]}")',
+        f'libvirt.cmd_line = "{CMDLINE}"',
+    ):
+        assert needed in text, needed
+    assert "{{" not in text
+
+
+def test_project_vagrantfile_keeps_no_libvirt_workarounds() -> None:
+    text = (ROOT / "Vagrantfile").read_text()
+    for workaround in ("mgmt_attach", "qemuargs", "get_ipaddress", "qemu_use_session"):
+        assert workaround not in text, workaround
+    assert "config.ssh.insert_key = true" in text
+
+
+def test_guest_files_make_the_vagrant_user() -> None:
+    files = guest_files()
+    assert set(files) == {
+        "/etc/sudoers.d/vagrant",
+        "/etc/systemd/system/dindkit-vagrant-init.service",
+        "/usr/local/sbin/dindkit-vagrant-init",
+    }
+    assert "vagrant ALL=(ALL) NOPASSWD: ALL" in files["/etc/sudoers.d/vagrant"]
+    assert INSECURE_PUBLIC_KEY in files["/usr/local/sbin/dindkit-vagrant-init"]
+    assert guest_mode("/etc/sudoers.d/vagrant") == 0o440
+    assert guest_mode("/usr/local/sbin/dindkit-vagrant-init") == 0o755
+    assert guest_mode("/etc/systemd/system/dindkit-vagrant-init.service") == 0o644
+
+
+def test_guest_init_script_is_shellcheck_clean(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed")
+    script = tmp_path / "dindkit-vagrant-init"
+    script.write_text(guest_files()["/usr/local/sbin/dindkit-vagrant-init"])
+    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_insecure_key_is_vagrants_own() -> None:
+    shipped = Path("/usr/share/rubygems-integration/all/gems")
+    keys = sorted(shipped.glob("vagrant-*/keys/vagrant.pub"))
+    if not keys:
+        pytest.skip("Debian's vagrant package is not installed")
+    assert keys[-1].read_text().strip() == INSECURE_PUBLIC_KEY
+
+
+def test_debugfs_commands(tmp_path: Path) -> None:
+    files = {"/usr/local/sbin/x": "", "/etc/sudoers.d/vagrant": ""}
+    assert debugfs_commands(tmp_path, files).splitlines() == [
+        f"write {tmp_path}/usr/local/sbin/x /usr/local/sbin/x",
+        "set_inode_field /usr/local/sbin/x mode 0100755",
+        f"write {tmp_path}/etc/sudoers.d/vagrant /etc/sudoers.d/vagrant",
+        "set_inode_field /etc/sudoers.d/vagrant mode 0100440",
+        "symlink /etc/systemd/system/multi-user.target.wants/dindkit-vagrant-init.service "
+        "/etc/systemd/system/dindkit-vagrant-init.service",
+    ]
+
+
+def test_debugfs_errors_skip_its_banner() -> None:
+    stderr = "debugfs 1.47.0 (5-Feb-2023)\nwrite: Ext2 file already exists \n"
+    assert debugfs_errors(stderr) == ["write: Ext2 file already exists "]
+    assert debugfs_errors("debugfs 1.47.0 (5-Feb-2023)\n") == []
+
+
+def test_box_cache_follows_the_image_recipe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DINDKIT_CACHE", str(tmp_path))
+    box = box_for("bookworm")
+    assert box.directory.parent == tmp_path / "boxes"
+    assert box.file.name == "debian12.box" and box.name == "dindkit/debian12"
+    monkeypatch.setattr(
+        "dindkit.lab.box.image_for", lambda distro: Image(distro, tmp_path / "other-image")
+    )
+    assert box_for("bookworm").directory != box.directory
+
+
+def test_unknown_distro_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown distro 'sid': choose one of bookworm, trixie"):
+        box_recipe("sid")
+
+
+def test_added_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VAGRANT_HOME", str(tmp_path))
+    assert added_recipe("dindkit/debian12") is None
+    folder = tmp_path / "boxes" / "dindkit-VAGRANTSLASH-debian12" / "0" / "libvirt"
+    folder.mkdir(parents=True)
+    (folder / "dindkit-box.json").write_text('{"distro": "bookworm", "recipe": "bookworm-1"}')
+    assert added_recipe("dindkit/debian12") == "bookworm-1"
+
+
+def test_offline_inventory_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {"status": STATUS, "ssh-config": SSH_CONFIG}
+    monkeypatch.setattr("dindkit.vagrant._vagrant", lambda *arguments, cwd: answers[arguments[0]])
+    plain = dict(inventory(ROOT))
+    assert "docker_source" not in plain["debian12"]
+    data = dict(inventory(ROOT, "debian12", offline=True))["debian12"]
+    assert data["docker_source"] == "distro" and data["sysbox_offline"] is True
+    assert data["bootstrap_time_sync"] is False
+    assert data["smoke_image_archive"] == str(smoke_image_archive())
+    assert data["_sudo"] is True
+
+
+def test_report_table(tmp_path: Path) -> None:
+    assert report_table(tmp_path) == f"No smoke report in {tmp_path}."
+    write_host(tmp_path, "run1", "debian12", HostResult({"dood": ModeResult("passed", "ok", 1.0)}))
+    table = report_table(tmp_path)
+    assert table.splitlines()[1].split()[:3] == ["debian12", "dood", "PASSED"]
