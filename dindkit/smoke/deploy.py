@@ -43,6 +43,27 @@ RUN_ID = os.environ.get("DINDKIT_SMOKE_RUN_ID") or secrets.token_hex(4)
 REMOTE_CACHE = "/var/cache/dindkit/images"
 
 
+# Privilege settings a host's data may carry (a sudo user's inventory sets ``_sudo``).
+# ``host.run_shell_command`` in a callback does not apply them by itself.
+_ESCALATION_KEYS = (
+    "_sudo",
+    "_sudo_user",
+    "_use_sudo_login",
+    "_sudo_password",
+    "_preserve_sudo_env",
+)
+
+
+def _run(host_: Any, command: str, timeout: int) -> Any:
+    """Run a shell command from a callback as the operations would: with the host's sudo."""
+    escalation = {key: host_.data.get(key) for key in _ESCALATION_KEYS}
+    return host_.run_shell_command(
+        StringCommand(command),
+        _timeout=timeout,
+        **{key: value for key, value in escalation.items() if value is not None},
+    )
+
+
 def _fail(host_: Any, message: str) -> bool:
     host_.log_styled(message, fg="red")
     return False
@@ -56,7 +77,7 @@ def _load_archive(
         f"if docker image inspect {q(tag)} >/dev/null 2>&1; then echo present; "
         f"else docker import {change_args} {q(archive)} {q(tag)}; fi"
     )
-    ok, output = host.run_shell_command(StringCommand(command), _timeout=1800)
+    ok, output = _run(host, command, 1800)
     if not ok:
         return _fail(host, f"Could not import {archive} as {tag}: {output.output}")
     return True
@@ -65,7 +86,7 @@ def _load_archive(
 def _pull(state: Any, host: Any, images: list[str]) -> bool:
     for image in dict.fromkeys(images):
         command = f"docker image inspect {q(image)} >/dev/null 2>&1 || docker pull -q {q(image)}"
-        ok, output = host.run_shell_command(StringCommand(command), _timeout=1800)
+        ok, output = _run(host, command, 1800)
         if not ok:
             return _fail(host, f"Could not pull {image}: {output.output}")
     return True
@@ -75,7 +96,7 @@ def _runner(host_: Any) -> Any:
     """Run a command on the host for a mode's skip condition: (exit status 0, output)."""
 
     def run(command: str) -> tuple[bool, str]:
-        ok, output = host_.run_shell_command(StringCommand(command), _timeout=60)
+        ok, output = _run(host_, command, 60)
         return ok, output.output
 
     return run
@@ -109,9 +130,7 @@ def _run_mode(
         host.log_styled(f"{mode.name} skipped: {reason}", fg="yellow")
         return True
     try:
-        _ok, output = host.run_shell_command(
-            StringCommand(script(mode, ctx)), _timeout=ctx.timeout * 4 + 600
-        )
+        _ok, output = _run(host, script(mode, ctx), ctx.timeout * 4 + 600)
         text = output.output
     except Exception as error:  # lost connection, timeout: the mode failed, report why
         text = f"{type(error).__name__}: {error}"
