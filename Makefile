@@ -6,7 +6,7 @@ PYTHON ?= python3
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup host-packages lint unit lab clean
+.PHONY: demo test setup host-packages lint unit lab lab-vagrant clean
 
 demo: setup
 	$(VENV)/bin/dindkit demo $(DEMO_ARGS)
@@ -33,7 +33,11 @@ unit:
 	$(VENV)/bin/pytest -m "not lab" $(PYTEST_ARGS)
 
 lab:
-	$(VENV)/bin/pytest -m lab $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "lab and not vagrant" --durations=0 $(PYTEST_ARGS)
+
+# vagrant up of a box built from the lab image, as a user session (docs/vagrant.md)
+lab-vagrant: setup
+	$(VENV)/bin/pytest -m vagrant $(PYTEST_ARGS)
 
 clean:
 	-$(VENV)/bin/dindkit lab down --all

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.lab.test_smoke import smoke
 
 pytestmark = pytest.mark.lab
 
@@ -118,26 +115,3 @@ def test_bad_rules_file_is_refused_before_the_host_is_touched(vm: Any) -> None:
     assert "Invalid setting docker_audit_rules_file='/etc/audit/dindkit.rules'" in run.output
     assert "Traceback" not in run.output  # refused at plan time, in one line
     assert vm.ssh("ls -l --time-style=full-iso /etc/audit/rules.d /etc/docker").stdout == before
-
-
-def test_smoke_passes_with_the_new_daemon_defaults(vm: Any, tmp_path: Path) -> None:
-    if vm.distro != "bookworm":
-        pytest.skip("the daemon defaults do not differ; tests/lab/test_smoke.py covers both")
-    info = vm.ssh("docker info --format '{{.LoggingDriver}}'").stdout.strip()
-    icc = vm.ssh(
-        "docker network inspect bridge "
-        "--format '{{index .Options \"com.docker.network.bridge.enable_icc\"}}'"
-    ).stdout.strip()
-    assert (info, icc) == ("journald", "false")
-    code, output, modes = smoke(vm, tmp_path)
-    assert code == 0, output[-4000:]
-    assert modes["dood"]["status"] == "passed", modes["dood"]
-    assert modes["dind"]["status"] == "passed", modes["dind"]
-    # journald keeps `docker logs` working.
-    name = "dindkit-audit-logs"
-    logs = vm.ssh(
-        f"docker run --name {name} --network none --entrypoint sh {SMOKE_IMAGE} "
-        f"-c 'echo dindkit-logs' >/dev/null && docker logs {name}; docker rm -f {name}",
-        check=False,
-    ).stdout
-    assert "dindkit-logs" in logs

@@ -25,7 +25,13 @@ def vm(lab_vms: Any) -> Any:
 
 
 def _data(report_dir: Path, **extra: Any) -> dict[str, Any]:
-    return {"bootstrap_time_sync": False, "smoke_report_dir": str(report_dir), **extra}
+    return {
+        "bootstrap_time_sync": False,
+        "smoke_report_dir": str(report_dir),
+        # every mode runs in test_smoke.py; here the smoke tests prove the bootstrap runs them
+        "smoke_modes": "dood,dind,sysbox",
+        **extra,
+    }
 
 
 def test_bootstrap_converges_with_passing_smoke_tests(vm: Any, tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from dindkit.paths import deploy_file, inventory_file
 
 pytestmark = pytest.mark.lab
 
+ALL_MODES = ("dood", "dind", "sysbox", "rootless", "userns", "podman")
+
 # What must be the same before and after smoke runs (only the cached base image may be new).
 INVENTORY_COMMANDS = (
     "docker ps -a --format '{{.ID}} {{.Names}} {{.Status}}'",
@@ -65,22 +67,37 @@ def vm(request: pytest.FixtureRequest, converged_vm: Any) -> Any:
     return converged_vm(request.param)
 
 
-def test_dood_and_dind_pass_sysbox_skipped_and_nothing_is_left(vm: Any, tmp_path: Path) -> None:
+def test_every_mode_passes_sysbox_skipped_and_nothing_is_left(vm: Any, tmp_path: Path) -> None:
+    """One run of all six modes: the lab inventory gives a rootless user and remapping, so the
+    unprivileged modes pass beside the privileged ones (which add --userns=host)."""
     *before, images_before = docker_objects(vm)
-    code, output, modes = smoke(vm, tmp_path / "first")
-    assert code == 0, output[-4000:]
+    code, output, modes = smoke(vm, tmp_path / "first", ALL_MODES)
+    assert code == 0, output[-6000:]
     assert {name: mode["status"] for name, mode in modes.items()} == {
         "dood": "passed",
         "dind": "passed",
         "sysbox": "skipped",
-    }, modes
+        "rootless": "passed",
+        "userns": "passed",
+        "podman": "passed",
+    }, output[-6000:]
     assert "sysbox-runc" in modes["sysbox"]["reason"]
+    assert all(mode["grants"] for mode in modes.values())
     assert "HOST" in output and "PASSED" in output  # the table
+    # The daemon remaps users: the privileged modes said how they still run.
+    assert "--userns=host" in modes["dind"]["checks"][0]["detail"]
+    assert "--userns=host" in modes["dood"]["checks"][1]["detail"]
+    podman = {check["name"]: check["detail"] for check in modes["podman"]["checks"]}
+    assert "CapEff is 0" in podman["no-capabilities"]
+    rootless = {check["name"]: check["detail"] for check in modes["rootless"]["checks"]}
+    assert "can neither read the host's" in rootless["no-escalation"]
     *after, images_after = docker_objects(vm)
     assert after == before
-    # Only the smoke image may be new (loaded once, then cached on the host).
+    # Only the smoke images may be new (loaded once, then cached on the host).
     new_images = set(images_after.splitlines()) - set(images_before.splitlines())
-    assert all(line.startswith("dindkit-smoke:") for line in new_images), new_images
+    assert all(line.startswith(("dindkit-smoke:", "dindkit-podman:")) for line in new_images), (
+        new_images
+    )
 
 
 def test_socket_with_another_group_fails_dood_with_the_cause(
