@@ -40,10 +40,6 @@ DOCKER_CE_PACKAGES = (
 )
 DOCKER_CE_EXTRAS = ("docker-ce-rootless-extras",)
 DISTRO_PACKAGES = ("docker.io",)
-# docker.io's recommends that matter to a Docker host (AppArmor profiles for containers, xz for
-# `docker load`); the others (git, needrestart, cgroupfs-mount) are not installed: git alone
-# brings perl and dozens of packages, a minute or more of dpkg under emulation.
-DISTRO_RECOMMENDS_KEPT = ("apparmor", "xz-utils")
 # Packages that clash with Docker's own (Docker's install docs list them).
 CONFLICTING_WITH_DOCKER_CE = (
     "docker.io",
@@ -182,9 +178,9 @@ def _distro(refresh_apt_lists: bool) -> Any:
     )
     return apt_ops.packages(
         name="Install Docker Engine from the distribution (docker.io)",
-        packages=DISTRO_PACKAGES + DISTRO_RECOMMENDS_KEPT,
+        # With its recommends: on Debian 13 the docker CLI itself (docker-cli) is one of them.
+        packages=DISTRO_PACKAGES,
         update=refresh_apt_lists,
-        no_recommends=True,
     )
 
 

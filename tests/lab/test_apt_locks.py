@@ -47,6 +47,12 @@ time.sleep(float(sys.argv[1]))
 """
 
 
+REMOVE_DOCKER_IO = (
+    "if dpkg-query -W -f '${Status}' docker.io 2>/dev/null | grep -q 'ok installed'; "
+    "then apt-get remove -y docker.io; fi"
+)
+
+
 def hold(vm: Any, seconds_after_waiting: int) -> str:
     """Start the holder; returns its PID once it holds the lock."""
     vm.ssh(f"cat > {HOLDER} <<'PY'\n{HOLDER_SCRIPT}\nPY")
@@ -82,8 +88,9 @@ def _docker_works(vm: Any) -> None:
 
 
 def test_a_waits_for_a_held_lock_and_names_the_holder(vm: Any) -> None:
-    # docker.io alone is missing: the deploy has one package to install, behind the lock.
-    vm.ssh("apt-get remove -y docker.io")
+    # docker.io is missing: the deploy has a package to install, behind the lock. (A fresh VM has
+    # no apt lists yet, so apt-get would not know the package: remove it only where installed.)
+    vm.ssh(REMOVE_DOCKER_IO)
     try:
         holder = hold(vm, 60)
         short = vm.deploy("docker", data={"apt_lock_timeout": 5}, check=False)
@@ -133,7 +140,7 @@ def test_c_interrupted_dpkg_is_recovered(vm: Any) -> None:
 
 
 def test_b_killed_control_side_then_rerun_converges(vm: Any, tmp_path: Path) -> None:
-    vm.ssh("apt-get remove -y docker.io || true")
+    vm.ssh(REMOVE_DOCKER_IO)
     log = tmp_path / "killed.log"
     command = pyinfra_command(
         inventory_file("lab"), deploy_file("docker"), extra=["--limit", vm.host]
