@@ -28,8 +28,9 @@ def _data(report_dir: Path, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap_time_sync": False,
         "smoke_report_dir": str(report_dir),
-        # every mode runs in test_smoke.py; here the smoke tests prove the bootstrap runs them
-        "smoke_modes": "dood,dind,sysbox",
+        # every mode runs in test_demo.py and test_smoke.py; here the smoke tests only prove
+        # that the bootstrap runs them and reports a pass and a skip
+        "smoke_modes": "dood,sysbox",
         **extra,
     }
 
@@ -40,7 +41,6 @@ def test_bootstrap_converges_with_passing_smoke_tests(vm: Any, tmp_path: Path) -
     report = json.loads((tmp_path / "first" / "report.json").read_text())
     (modes,) = (entry["modes"] for entry in report["hosts"].values())
     assert modes["dood"]["status"] == "passed", modes["dood"]
-    assert modes["dind"]["status"] == "passed", modes["dind"]
     assert modes["sysbox"]["status"] == "skipped" and modes["sysbox"]["reason"], modes["sysbox"]
 
 
