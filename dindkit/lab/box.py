@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from dindkit.lab.image import (
     image_for,
     recipe_hash,
 )
-from dindkit.lab.state import cache_dir, file_lock
+from dindkit.lab.state import build_cached, cache_dir
 from dindkit.paths import TEMPLATES_DIR
 from dindkit.templating import render
 
@@ -234,27 +233,15 @@ def ensure_box(distro: str, progress: Progress = print, force: bool = False) -> 
         progress(f"Reusing the cached box {box.file}")
         return box
     image = ensure_image(distro, progress=progress)
-    boxes_dir().mkdir(parents=True, exist_ok=True)
-    lock = boxes_dir() / f"{box.directory.name}.lock"
-    with file_lock(lock, on_wait=lambda: progress("Waiting for another build of this box")):
-        if box.exists() and not force:
-            progress(f"Reusing the cached box {box.file} (built meanwhile)")
-            return box
-        started = time.monotonic()
-        prefix = f".build-{box.directory.name}-"
-        for stale in boxes_dir().glob(prefix + "*"):  # left by a killed build (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=prefix, dir=boxes_dir()))
-        try:
-            (work / "recipe.json").write_text(json.dumps(recipe(distro), indent=2) + "\n")
-            _build(box, image, work, progress)
-            if box.directory.exists():
-                shutil.rmtree(box.directory)
-            work.rename(box.directory)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        progress(f"Built the box in {time.monotonic() - started:.0f}s: {box.file}")
+    build_cached(
+        box.directory,
+        recipe(distro),
+        lambda work: _build(box, image, work, progress),
+        ready=box.exists,
+        what=f"{distro} box",
+        progress=progress,
+        force=force,
+    )
     return box
 
 

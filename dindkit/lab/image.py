@@ -21,14 +21,13 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dindkit import progress as life_signs
-from dindkit.lab.state import cache_dir, file_lock
+from dindkit.lab.state import build_cached, cache_dir
 from dindkit.lab.tools import require_tools
 from dindkit.paths import TEMPLATES_DIR
 from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS
@@ -254,34 +253,22 @@ def _build(distro: str, work: Path, progress: Progress) -> None:
 def ensure_image(distro: str, progress: Progress = print, force: bool = False) -> Image:
     """The cached image for ``distro``, built first if missing (or ``force``)."""
     image = image_for(distro)
-    if image.exists() and not force:
-        progress(f"Reusing the cached {distro} image {image.directory}")
-        return image
-    require_tools(build=True)
-    images_dir().mkdir(parents=True, exist_ok=True)
-    lock = images_dir() / f"{image.directory.name}.lock"
-    with file_lock(lock, on_wait=lambda: progress("Waiting for another build of this image")):
-        if image.exists() and not force:
-            progress(f"Reusing the cached {distro} image {image.directory} (built meanwhile)")
-            return image
-        started = time.monotonic()
-        prefix = f".build-{image.directory.name}-"
-        for stale in images_dir().glob(prefix + "*"):  # left by a killed build (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=prefix, dir=images_dir()))
-        try:
-            (work / "recipe.json").write_text(json.dumps(recipe(distro), indent=2) + "\n")
-            with life_signs.running(f"Building the {distro} lab image"):
-                _build(distro, work, progress)
-            if image.directory.exists():
-                shutil.rmtree(image.directory)
-            work.rename(image.directory)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        progress(
-            f"Built the {distro} image in {time.monotonic() - started:.0f}s: {image.directory}"
-        )
+    if not (image.exists() and not force):
+        require_tools(build=True)
+
+    def build(work: Path) -> None:
+        with life_signs.running(f"Building the {distro} lab image"):
+            _build(distro, work, progress)
+
+    build_cached(
+        image.directory,
+        recipe(distro),
+        build,
+        ready=image.exists,
+        what=f"{distro} image",
+        progress=progress,
+        force=force,
+    )
     return image
 
 

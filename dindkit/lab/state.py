@@ -13,7 +13,10 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,51 @@ def file_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_cached(
+    directory: Path,
+    recipe: Mapping[str, object],
+    build: Callable[[Path], None],
+    *,
+    ready: Callable[[], bool],
+    what: str,
+    progress: Callable[[str], None],
+    force: bool = False,
+) -> bool:
+    """Build the cache entry ``directory`` (named after its recipe) unless ``ready()``.
+
+    One build at a time (an exclusive lock beside it); ``build(work)`` fills a temporary folder
+    that holds ``recipe.json`` and is renamed into place only when complete, so a killed build
+    leaves a temporary folder that the next build removes, never a half-built entry. Returns
+    whether it built.
+    """
+    if ready() and not force:
+        progress(f"Reusing the cached {what} {directory}")
+        return False
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    lock = parent / f"{directory.name}.lock"
+    with file_lock(lock, on_wait=lambda: progress(f"Waiting for another build of the {what}")):
+        if ready() and not force:
+            progress(f"Reusing the cached {what} {directory} (built meanwhile)")
+            return False
+        started = time.monotonic()
+        prefix = f".build-{directory.name}-"
+        for stale in parent.glob(prefix + "*"):  # left by a killed build (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        try:
+            (work / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+            build(work)
+            if directory.exists():
+                shutil.rmtree(directory)
+            work.rename(directory)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        progress(f"Built the {what} in {time.monotonic() - started:.0f}s: {directory}")
+    return True
 
 
 def pid_alive(pid: int | None, marker: str) -> bool:

@@ -2,10 +2,16 @@
 
 ``lab_vms("bookworm")`` boots, once per session, a lab named
 ``$DINDKIT_TEST_PREFIX-bookworm`` (prefix ``test`` by default) and returns a :class:`LabVM`;
-every module of the session shares it. ``converged_vm("bookworm")`` is the same VM after
-deploys/docker.py converged it, once per session (on top of what users leave on hosts: a
-``chmod 666`` of the socket in rc.local and a daemon.json key set by hand, see ``USER_STATE``):
-every test that only reads a Docker host uses it, and ``vm.docker_first_run`` is that run.
+every module of the session shares it. ``demo_run`` is the README's main command run once on
+the two fresh labs, ``dindkit demo --name $DINDKIT_TEST_PREFIX --distro bookworm --distro
+trixie``: it boots them (they become the session's VMs), provisions them with
+deploys/bootstrap.py and smoke-tests every mode on both in one pyinfra run. test_demo.py runs
+first (see ``pytest_collection_modifyitems``), so the demo meets fresh VMs as a newcomer's would.
+
+``converged_vm("bookworm")`` is the same VM after deploys/docker.py converged it once more this
+session, on top of what users leave on hosts (``USER_STATE``: a ``chmod 666`` of the socket in
+rc.local, daemon.json keys set by hand, an audit rules file of their own): every test that only
+reads a Docker host uses it, and ``vm.docker_first_run`` is that run.
 
 Every lab the session touched is taken down at the end, even when tests fail: no qemu
 process, no overlay left. Set ``DINDKIT_TEST_KEEP_LABS=1`` to keep them running between
@@ -23,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,10 +44,17 @@ CPUS = int(os.environ.get("DINDKIT_TEST_CPUS", "2"))
 MEMORY = int(os.environ.get("DINDKIT_TEST_MEMORY", "3072"))
 KEEP = os.environ.get("DINDKIT_TEST_KEEP_LABS") == "1"
 REBOOT_TIMEOUT = 600.0
+DEMO_DISTROS = ("bookworm", "trixie")
+DEMO_TIMEOUT = 3600.0
+DINDKIT = str(Path(sys.executable).with_name("dindkit"))
 
 # What users have on their hosts before dindkit: a chmod 666 of the socket in /etc/rc.local
-# (applied now too, in case Docker is already there) and a daemon.json key set by hand.
+# (applied now too, in case Docker is already there), daemon.json keys set by hand and an audit
+# rules file of their own.
 HAND_SET_DAEMON_KEY = "debug"
+HAND_SET_LABELS = ["set-by=hand"]
+USER_AUDIT_RULES_FILE = "/etc/audit/rules.d/50-lab-user.rules"
+USER_AUDIT_RULE = "-w /etc/hostname -p wa -k lab-user"
 RC_LOCAL = (
     "#!/bin/sh -e\n# added by hand, following old advice\nchmod 666 /var/run/docker.sock\nexit 0\n"
 )
@@ -55,8 +69,12 @@ import json, os
 path = "/etc/docker/daemon.json"
 current = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {{}}
 current["{HAND_SET_DAEMON_KEY}"] = True
+current["labels"] = {HAND_SET_LABELS!r}
 json.dump(current, open(path, "w"))
 PY
+mkdir -p /etc/audit/rules.d
+echo '{USER_AUDIT_RULE}' > {USER_AUDIT_RULES_FILE}
+if command -v augenrules >/dev/null; then augenrules --load >/dev/null; fi
 """
 
 
@@ -127,18 +145,10 @@ class LabVM:
             data,
             extra=["--limit", self.host],
         )
-        print(f"$ {' '.join(command)}", flush=True)
-        lines: list[str] = []
-        with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-        ) as process:
-            assert process.stdout is not None
-            for line in process.stdout:
-                sys.stdout.write(line)
-                lines.append(line)
-        run = DeployRun(self.host, process.returncode, "".join(lines))
+        returncode, output = stream(command, timeout=DEMO_TIMEOUT)
+        run = DeployRun(self.host, returncode, output)
         if check and run.returncode != 0:
-            tail = "".join(lines[-40:])
+            tail = "".join(output.splitlines(keepends=True)[-40:])
             raise AssertionError(
                 f"deploys/{capability}.py failed on {self.host} (exit {run.returncode}):\n{tail}"
             )
@@ -171,6 +181,26 @@ def _take_down(names: list[str]) -> None:
             dindkit.lab.down(name)
         except Exception as error:  # keep taking the others down
             print(f"could not take down lab {name}: {error}", file=sys.stderr)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_demo.py first: the demo boots the session's labs and meets them fresh."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != "tests/lab/test_demo.py")
+
+
+def stream(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``command``, echoing its output as it comes (``pytest -s``); (exit code, output)."""
+    print(f"$ {' '.join(command)}", flush=True)
+    lines: list[str] = []
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            lines.append(line)
+        process.wait(timeout=timeout)
+    return process.returncode, "".join(lines)
 
 
 @pytest.fixture(scope="session")
@@ -224,3 +254,30 @@ def converged_vm(lab_vms: Callable[[str], LabVM]) -> Callable[[str], LabVM]:
         return vm
 
     return factory
+
+
+@dataclass
+class DemoRun:
+    """The session's one ``dindkit demo`` run."""
+
+    returncode: int
+    output: str
+    report_dir: Path
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def demo_run(lab_vms: Callable[[str], LabVM], tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``dindkit demo`` on both distros' labs, once per session (see the module's docstring)."""
+    report_dir = tmp_path_factory.mktemp("demo") / "report"
+    command = [DINDKIT, "demo", "--name", PREFIX, "--report-dir", str(report_dir)]
+    command += ["--cpus", str(CPUS), "--memory", str(MEMORY)]
+    for distro in DEMO_DISTROS:
+        command += ["--distro", distro]
+    started = time.monotonic()
+    try:
+        returncode, output = stream(command, timeout=DEMO_TIMEOUT)
+    finally:
+        for distro in DEMO_DISTROS:
+            lab_vms(distro)  # the demo's labs: up() returns them as they run; taken down at the end
+    return DemoRun(returncode, output, report_dir, time.monotonic() - started)

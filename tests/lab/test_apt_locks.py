@@ -7,9 +7,10 @@ recovers it and converges; (b) the control side is killed while docker.io is bei
 and the deploy is started again at once: it waits for (or recovers after) the apt-get it left,
 converges, and a third run changes nothing.
 
-The module shares the session's bookworm VM and, alphabetically first among the lab modules,
-may meet it without Docker; on a VM that has Docker it removes docker.io first. It leaves the
-VM converged with the default lab data, for the modules after it.
+The module shares the session's bookworm VM, which the demo (test_demo.py) converged. (a) and
+(c) need a package the deploy installs, any: auditd (docker_audit), quick to reinstall; (b)
+needs an install long enough to be killed in the middle: docker.io. It leaves the VM converged
+with the default lab data, for the modules after it.
 """
 
 from __future__ import annotations
@@ -47,10 +48,20 @@ time.sleep(float(sys.argv[1]))
 """
 
 
-REMOVE_DOCKER_IO = (
-    "if dpkg-query -W -f '${Status}' docker.io 2>/dev/null | grep -q 'ok installed'; "
-    "then apt-get remove -y docker.io; fi"
-)
+# A package the docker deploy installs (docker_audit) with nothing depending on it.
+QUICK_PACKAGE = "auditd"
+
+
+def remove_package(name: str) -> str:
+    """Remove ``name`` if installed (a fresh VM has no apt lists: apt-get would not know it)."""
+    return (
+        f"if dpkg-query -W -f '${{Status}}' {name} 2>/dev/null | grep -q 'ok installed'; "
+        f"then apt-get remove -y {name}; fi"
+    )
+
+
+def status(vm: Any, name: str) -> str:
+    return vm.ssh(f"dpkg-query -W -f '${{Status}}' {name}").stdout
 
 
 def hold(vm: Any, seconds_after_waiting: int) -> str:
@@ -84,13 +95,13 @@ def _lines(output: str, text: str) -> list[str]:
 
 def _docker_works(vm: Any) -> None:
     vm.ssh("systemctl is-active docker.service && docker info --format '{{.ServerVersion}}'")
+    vm.ssh(f"systemctl is-active {QUICK_PACKAGE}.service")
     assert vm.ssh("dpkg --audit").stdout.strip() == ""
 
 
 def test_a_waits_for_a_held_lock_and_names_the_holder(vm: Any) -> None:
-    # docker.io is missing: the deploy has a package to install, behind the lock. (A fresh VM has
-    # no apt lists yet, so apt-get would not know the package: remove it only where installed.)
-    vm.ssh(REMOVE_DOCKER_IO)
+    # auditd is missing: the deploy has a package to install, behind the lock.
+    vm.ssh(remove_package(QUICK_PACKAGE))
     try:
         holder = hold(vm, 60)
         short = vm.deploy("docker", data={"apt_lock_timeout": 5}, check=False)
@@ -116,31 +127,32 @@ def test_a_waits_for_a_held_lock_and_names_the_holder(vm: Any) -> None:
     waited = int(re.findall(r"dpkg's lock is free after (\d+) s", run.output)[0])
     assert waited >= 44 and len(waiting) <= waited // 20 + 1
     assert not still_held
-    assert vm.ssh("dpkg-query -W -f '${Status}' docker.io").stdout == "install ok installed"
+    assert status(vm, QUICK_PACKAGE) == "install ok installed"
     _docker_works(vm)
 
 
 def test_c_interrupted_dpkg_is_recovered(vm: Any) -> None:
-    # What a dpkg killed half-way leaves: docker.io unpacked but not configured.
+    # What a dpkg killed half-way leaves: a package unpacked but not configured.
+    deb = f"{QUICK_PACKAGE}_*.deb"
     vm.ssh(
-        "cd /root && rm -f docker.io_*.deb && apt-get download docker.io && "
-        "apt-get remove -y docker.io && dpkg --unpack docker.io_*.deb && rm docker.io_*.deb"
+        f"cd /root && rm -f {deb} && apt-get download {QUICK_PACKAGE} && "
+        f"apt-get remove -y {QUICK_PACKAGE} && dpkg --unpack {deb} && rm {deb}"
     )
-    assert vm.ssh("dpkg-query -W -f '${Status}' docker.io").stdout == "install ok unpacked"
-    assert vm.ssh("dpkg --audit").stdout.strip(), "dpkg --audit should report docker.io"
+    assert status(vm, QUICK_PACKAGE) == "install ok unpacked"
+    assert vm.ssh("dpkg --audit").stdout.strip(), f"dpkg --audit should report {QUICK_PACKAGE}"
 
     run = vm.deploy("docker")
     print("\n".join(["the deploy said:", *_lines(run.output, "dindkit apt:")]))
     assert _lines(run.output, "dindkit apt: dpkg was interrupted"), run.output[-3000:]
     assert _lines(run.output, "dpkg --configure -a recovered the interrupted packages")
-    assert vm.ssh("dpkg-query -W -f '${Status}' docker.io").stdout == "install ok installed"
+    assert status(vm, QUICK_PACKAGE) == "install ok installed"
     _docker_works(vm)
     rerun = vm.deploy("docker")
     assert rerun.changed_operations == 0, rerun.changed_operation_names
 
 
 def test_b_killed_control_side_then_rerun_converges(vm: Any, tmp_path: Path) -> None:
-    vm.ssh(REMOVE_DOCKER_IO)
+    vm.ssh(remove_package("docker.io"))
     log = tmp_path / "killed.log"
     command = pyinfra_command(
         inventory_file("lab"), deploy_file("docker"), extra=["--limit", vm.host]

@@ -2,18 +2,19 @@
 and 13, on the session's converged VMs: the paths differ between docker.io versions (dockerd
 and runc in /usr/sbin or /usr/bin, units in /lib or /usr/lib) and so does auditd (3.0 / 4.0).
 
-A user's own rules file is planted first and must stay loaded throughout. The module ends with
-the defaults (audit on) so later modules find a converged VM. Bookworm only: the smoke run with
-the new daemon defaults and the refused bad setting (neither differs between distributions).
+A user's own rules file is planted first (conftest.py's ``USER_STATE``) and must stay loaded
+throughout. The module ends with the defaults (audit on) so later modules find a converged VM.
+Bookworm only: the refused bad setting (it does not differ between distributions).
 """
 
 from __future__ import annotations
 
-import shlex
 import time
 from typing import Any
 
 import pytest
+
+from tests.lab.conftest import USER_AUDIT_RULE, USER_AUDIT_RULES_FILE
 
 pytestmark = pytest.mark.lab
 
@@ -21,13 +22,8 @@ KEY = "dindkit-docker"
 RULES_FILE = "/etc/audit/rules.d/dindkit-docker.rules"
 TMPFILES = "/etc/tmpfiles.d/dindkit-audit.conf"
 DAEMON_JSON = "/etc/docker/daemon.json"
-SMOKE_IMAGE = "$(docker image ls -q dindkit-smoke | head -n 1)"  # loaded by the smoke run
-USER_RULES_FILE = "/etc/audit/rules.d/50-lab-user.rules"
-USER_RULE = "-w /etc/hostname -p wa -k lab-user"
-PLANT_USER_RULE = (
-    f"mkdir -p /etc/audit/rules.d && echo {shlex.quote(USER_RULE)} > {USER_RULES_FILE} && "
-    "{ ! command -v augenrules >/dev/null || augenrules --load >/dev/null; }"
-)
+# The user's own rules file, planted before the converged VM's deploy (conftest.USER_STATE).
+USER_RULES_FILE, USER_RULE = USER_AUDIT_RULES_FILE, USER_AUDIT_RULE
 # What the watches must be, computed here independently of dindkit's fact: CIS 1.1.3-1.1.18.
 EXPECTED_PATHS = r"""
 for name in dockerd containerd containerd-shim containerd-shim-runc-v1 containerd-shim-runc-v2 runc
@@ -47,11 +43,8 @@ def dindkit_rules(vm: Any) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=["bookworm", "trixie"])
-def vm(request: pytest.FixtureRequest, lab_vms: Any) -> Any:
-    vm = lab_vms(request.param)
-    vm.ssh(PLANT_USER_RULE)
-    vm.deploy("docker")  # a no-op on a converged VM but for the new rules
-    return vm
+def vm(request: pytest.FixtureRequest, converged_vm: Any) -> Any:
+    return converged_vm(request.param)
 
 
 def test_every_existing_docker_path_is_watched(vm: Any) -> None:

@@ -1,14 +1,11 @@
-"""The bootstrap deploy on a bookworm lab VM: converges with passing smoke tests, then a rerun
-without them changes nothing (the smoke tests themselves act on every run: they are run once).
-
-It shares the bookworm VM with the other lab modules and, alphabetically first, meets it fresh;
-the Docker deploy's module then proves convergence on an already provisioned host. The lab
-reaches no NTP server, so time sync stays off.
+"""The bootstrap deploy on the bookworm lab VM after the demo (test_demo.py) converged it with
+every mode's smoke test: a rerun without the smoke tests (they act on every run) changes
+nothing, and a non-root user converges it through sudo. The lab reaches no NTP server, so time
+sync stays off.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def vm(lab_vms: Any) -> Any:
+def vm(demo_run: Any, lab_vms: Any) -> Any:
     return lab_vms("bookworm")
 
 
@@ -28,24 +25,13 @@ def _data(report_dir: Path, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap_time_sync": False,
         "smoke_report_dir": str(report_dir),
-        # every mode runs in test_demo.py and test_smoke.py; here the smoke tests only prove
-        # that the bootstrap runs them and reports a pass and a skip
-        "smoke_modes": "dood,sysbox",
+        "smoke_enabled": False,
         **extra,
     }
 
 
-def test_bootstrap_converges_with_passing_smoke_tests(vm: Any, tmp_path: Path) -> None:
-    first = vm.deploy("bootstrap", data=_data(tmp_path / "first"))
-    assert first.returncode == 0, first.output[-3000:]
-    report = json.loads((tmp_path / "first" / "report.json").read_text())
-    (modes,) = (entry["modes"] for entry in report["hosts"].values())
-    assert modes["dood"]["status"] == "passed", modes["dood"]
-    assert modes["sysbox"]["status"] == "skipped" and modes["sysbox"]["reason"], modes["sysbox"]
-
-
 def test_without_smoke_a_rerun_changes_nothing(vm: Any, tmp_path: Path) -> None:
-    run = vm.deploy("bootstrap", data=_data(tmp_path, smoke_enabled=False))
+    run = vm.deploy("bootstrap", data=_data(tmp_path))
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed_operations == 0, run.changed_operation_names
     assert "apt-get update" not in run.output
@@ -67,7 +53,7 @@ def test_a_non_root_user_through_sudo(vm: Any, tmp_path: Path) -> None:
     try:
         run = vm.deploy(
             "bootstrap",
-            data=_data(tmp_path, smoke_enabled=False, ssh_user="deployer", _sudo=True),
+            data=_data(tmp_path, ssh_user="deployer", _sudo=True),
         )
         assert run.returncode == 0, run.output[-3000:]
         assert run.changed_operation_names == [

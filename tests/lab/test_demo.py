@@ -1,63 +1,79 @@
-"""`dindkit demo --down` on bookworm: the main job of the project, end to end. Every smoke mode
-runs here on bookworm (test_smoke.py runs them on trixie)."""
+"""`dindkit demo` on bookworm and trixie in one run: the main job of the project, end to end.
+
+The session's ``demo_run`` (conftest.py) boots the two fresh labs, provisions them with
+deploys/bootstrap.py and smoke-tests every mode on both in one pyinfra run. Each mode runs once
+per distribution here and nowhere else in the suite (their Docker, rootlesskit and podman
+differ); tests after this module reuse the converged VMs.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-import dindkit.lab
-from dindkit.lab.state import lab_dir, qemu_name
-from tests.lab.test_smoke import EVERY_MODE_ON_A_LAB_HOST, assert_every_mode_said_what_it_proved
+from tests.lab.conftest import DEMO_DISTROS, DemoRun, LabVM, lab_name
 
 pytestmark = pytest.mark.lab
 
-PREFIX = os.environ.get("DINDKIT_TEST_PREFIX", "test")
-DINDKIT = str(Path(sys.executable).with_name("dindkit"))
-CPUS = os.environ.get("DINDKIT_TEST_CPUS", "2")
-MEMORY = os.environ.get("DINDKIT_TEST_MEMORY", "3072")
+# What a run of every mode gives on a lab host: no Sysbox package reaches the lab.
+EVERY_MODE_ON_A_LAB_HOST = {
+    "dood": "passed",
+    "dind": "passed",
+    "sysbox": "skipped",
+    "rootless": "passed",
+    "userns": "passed",
+    "podman": "passed",
+}
+# Only the smoke images may be left on the host (loaded once, then cached there).
+SMOKE_IMAGES = ("dindkit-smoke:", "dindkit-podman:")
+DEFAULT_NETWORKS = ["bridge", "host", "none"]
 
 
-def modes(report: dict, host: str) -> dict[str, dict]:
-    """mode name -> its result, from report.json ({"hosts": {HOST: {"modes": {MODE: ...}}}})."""
-    assert list(report["hosts"]) == [host]
-    return report["hosts"][host]["modes"]
+def assert_every_mode_said_what_it_proved(modes: dict[str, Any]) -> None:
+    """The details a passing run of all six modes carries on a lab host (remapping on)."""
+    assert "sysbox-runc" in modes["sysbox"]["reason"]
+    assert all(mode["grants"] for mode in modes.values())
+    # The daemon remaps users: the privileged modes said how they still run.
+    assert "--userns=host" in modes["dind"]["checks"][0]["detail"]
+    assert "--userns=host" in modes["dood"]["checks"][1]["detail"]
+    podman = {check["name"]: check["detail"] for check in modes["podman"]["checks"]}
+    assert "CapEff is 0" in podman["no-capabilities"]
+    rootless = {check["name"]: check["detail"] for check in modes["rootless"]["checks"]}
+    assert "can neither read the host's" in rootless["no-escalation"]
 
 
-def test_demo_down_on_bookworm(tmp_path: Path) -> None:
-    name = f"{PREFIX}-demo"
-    report_dir = tmp_path / "report"
-    try:
-        command = [DINDKIT, "demo", "--distro", "bookworm", "--name", name, "--down"]
-        command += ["--report-dir", str(report_dir), "--cpus", CPUS, "--memory", MEMORY]
-        result = subprocess.run(
-            command,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=1800,
-            check=False,
-        )
-        print(result.stdout)
-        assert result.returncode == 0, result.stdout[-4000:]
-        report = json.loads((report_dir / "report.json").read_text())
-        assert (report_dir / "junit.xml").is_file()
-        results = modes(report, f"lab-{name}")
-        statuses = {mode: entry["status"] for mode, entry in results.items()}
-        assert statuses == EVERY_MODE_ON_A_LAB_HOST, result.stdout[-4000:]
-        assert_every_mode_said_what_it_proved(results)
-        assert results["sysbox"]["reason"]
-        assert not lab_dir(name).exists()
-        assert (
-            qemu_name(name)
-            not in subprocess.run(
-                ["ps", "-eo", "args"], capture_output=True, text=True, check=True
-            ).stdout
-        )
-    finally:
-        dindkit.lab.down(name)
+@pytest.fixture(scope="module")
+def demo(demo_run: DemoRun) -> DemoRun:
+    print(f"dindkit demo on {', '.join(DEMO_DISTROS)}: {demo_run.seconds:.0f} s")
+    assert demo_run.returncode == 0, demo_run.output[-6000:]
+    return demo_run
+
+
+def test_every_mode_passed_on_both_distros_sysbox_skipped(demo: DemoRun) -> None:
+    report = json.loads((demo.report_dir / "report.json").read_text())
+    assert sorted(report["hosts"]) == sorted(f"lab-{lab_name(d)}" for d in DEMO_DISTROS)
+    for host, entry in report["hosts"].items():
+        modes = entry["modes"]
+        statuses = {mode: result["status"] for mode, result in modes.items()}
+        assert statuses == EVERY_MODE_ON_A_LAB_HOST, (host, statuses)
+        assert_every_mode_said_what_it_proved(modes)
+    assert (demo.report_dir / "junit.xml").is_file()
+    # The run's table, and the per-phase times of the demo.
+    assert "HOST" in demo.output and "PASSED" in demo.output
+    assert "Provision and smoke-test" in demo.output and "total" in demo.output
+
+
+@pytest.mark.parametrize("distro", DEMO_DISTROS)
+def test_the_smoke_tests_left_nothing_but_their_images(
+    demo: DemoRun, lab_vms: Any, distro: str
+) -> None:
+    vm: LabVM = lab_vms(distro)
+    assert vm.ssh("docker ps -a -q").stdout.split() == []
+    assert vm.ssh("docker volume ls -q").stdout.split() == []
+    assert sorted(vm.ssh("docker network ls --format '{{.Name}}'").stdout.split()) == (
+        DEFAULT_NETWORKS
+    )
+    images = vm.ssh("docker image ls --format '{{.Repository}}:{{.Tag}}'").stdout.split()
+    assert images and all(image.startswith(SMOKE_IMAGES) for image in images), images

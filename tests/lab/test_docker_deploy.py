@@ -3,10 +3,11 @@
 The session's converged VMs (``converged_vm`` in conftest.py) met deploys/docker.py over what
 users have on their hosts: a `chmod 666` of the socket in /etc/rc.local and a daemon.json key
 set by hand. Then: the socket is root:docker 660 after the deploy, after a restart of docker and
-after a reboot; the hack is gone with a backup beside it; the hand-set key is kept; a second run
-changes nothing, does not restart dockerd and does not refresh apt's lists. Both distributions
-for what depends on their Docker and systemd; the deploy's own logic (socket group, the
-docker-ce repository path) on bookworm only.
+after a reboot (which the rootless daemon and the remapping survive too); the hack is gone with
+a backup beside it; the hand-set key is kept; a second run changes nothing, does not restart
+dockerd and does not refresh apt's lists. Both distributions for what depends on their Docker
+and systemd; the deploy's own logic (socket group, the docker-ce repository path) on bookworm
+only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ REPOSITORY_DEPLOY = Path(__file__).parent / "deploys/docker_ce_repository.py"
 SOCKET_STAT = "stat -c '%U:%G %a' /run/docker.sock"
 DOCKERD_STATE = "systemctl show -p ExecMainPID -p ActiveEnterTimestamp docker.service"
 APT_LISTS_MTIME = "stat -c %Y /var/lib/apt/lists"
+SECURITY_OPTIONS = "docker info --format '{{json .SecurityOptions}}'"
+ROOTLESS_USER = "dindkit"  # the lab image's user, the lab inventory's docker_rootless_users
+BOOT_WAIT = 180  # seconds for a daemon after a boot under TCG
 
 
 @pytest.fixture(scope="module", params=DISTROS)
@@ -90,11 +94,19 @@ def test_socket_survives_docker_restart(vm: Any) -> None:
     assert vm.ssh(SOCKET_STAT).stdout.strip() == "root:docker 660"
 
 
-def test_socket_survives_reboot(vm: Any) -> None:
+def test_socket_rootless_and_remapping_survive_reboot(vm: Any) -> None:
+    """The suite's one reboot per distro: the socket's permissions, the lab's rootless user's
+    daemon (started at boot by linger) and the remapping all come back."""
     vm.reboot()
     # docker.socket listens from boot on; wait until docker.service answers through it.
-    vm.ssh("timeout 120 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'")
+    vm.ssh(f"timeout {BOOT_WAIT} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'")
     assert vm.ssh(SOCKET_STAT).stdout.strip() == "root:docker 660"
+    assert "name=userns" in vm.ssh(SECURITY_OPTIONS).stdout
+    uid = vm.ssh(f"id -u {ROOTLESS_USER}").stdout.strip()
+    rootless = f"runuser -u {ROOTLESS_USER} -- docker -H unix:///run/user/{uid}/docker.sock"
+    vm.ssh(f"timeout {BOOT_WAIT} sh -c 'until {rootless} info >/dev/null 2>&1; do sleep 2; done'")
+    options = SECURITY_OPTIONS.removeprefix("docker ")
+    assert "name=rootless" in vm.ssh(f"{rootless} {options}").stdout
 
 
 def test_custom_group_and_gid_then_back(bookworm: Any) -> None:

@@ -1,45 +1,31 @@
 """Rootless Docker and userns-remap from deploys/docker.py with the lab's defaults
 (docker_rootless_users: [dindkit], docker_userns_remap: "default") on Debian 12 and 13.
 
-Before the deploy a daemon.json key is set by hand. Both distros: the deploy converges, the
-user's rootless dockerd answers the user on /run/user/UID/docker.sock, the system dockerd remaps
-(dockremap with subordinate ranges) and kept the hand-set key, a rerun changes nothing and
-restarts neither daemon. Bookworm only (slow paths): remapping off and on again restarts dockerd
-once each time and keeps the key; after a reboot both still work.
+On the session's converged VMs (daemon.json keys set by hand before the deploy, conftest.py's
+``USER_STATE``). Both distros: the user's rootless dockerd answers the user on
+/run/user/UID/docker.sock, the system dockerd remaps (dockremap with subordinate ranges) and kept
+the hand-set key, a rerun changes nothing and restarts neither daemon. Bookworm only (a slow
+path): remapping off and on again restarts dockerd once each time and keeps the key. That both
+survive a reboot is test_docker_deploy.py's (one reboot per distro for the whole suite).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import time
-from dataclasses import dataclass
 
 import pytest
 
-from tests.lab.conftest import LabVM
+from tests.lab.conftest import HAND_SET_LABELS, LabVM
 
 pytestmark = pytest.mark.lab
 
 DISTROS = ["bookworm", "trixie"]
 USER = "dindkit"  # the lab image's user (dindkit.lab.image.LAB_USER)
-HAND_KEY, HAND_VALUE = "labels", ["set-by=hand"]
-PLANT = f"""
-set -e
-mkdir -p /etc/docker
-python3 - <<'PY'
-import json, os
-path = "/etc/docker/daemon.json"
-current = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {{}}
-current[{HAND_KEY!r}] = {HAND_VALUE!r}
-json.dump(current, open(path, "w"))
-PY
-"""
+HAND_KEY, HAND_VALUE = "labels", HAND_SET_LABELS
 SYSTEM_DOCKERD_PID = "systemctl show -p MainPID --value docker.service"
 USER_DOCKERD_PIDS = f"pgrep -u {USER} -x dockerd"
 SECURITY_OPTIONS = "--format '{{json .SecurityOptions}}'"
-# Bounded waits: a daemon after a boot or restart (TCG is slow).
-WAIT = 180
 
 
 def as_user(vm: LabVM, command: str, check: bool = True):
@@ -48,10 +34,6 @@ def as_user(vm: LabVM, command: str, check: bool = True):
 
 def user_socket(vm: LabVM) -> str:
     return f"/run/user/{vm.ssh(f'id -u {USER}').stdout.strip()}/docker.sock"
-
-
-def wait_for(vm: LabVM, command: str) -> None:
-    vm.ssh(f"timeout {WAIT} sh -c 'until {command} >/dev/null 2>&1; do sleep 2; done'")
 
 
 def rootless_info(vm: LabVM) -> list[str]:
@@ -83,24 +65,14 @@ def dockerd_starts_since(vm: LabVM, cursor: str) -> int:
     )
 
 
-@dataclass
-class Converged:
-    vm: LabVM
-    seconds: float
-
-
 @pytest.fixture(scope="module", params=DISTROS)
-def converged(request: pytest.FixtureRequest, lab_vms) -> Converged:
-    vm = lab_vms(request.param)
-    vm.ssh(PLANT)
-    started = time.monotonic()
-    vm.deploy("docker")
-    return Converged(vm, time.monotonic() - started)
+def converged(request: pytest.FixtureRequest, converged_vm) -> LabVM:
+    vm: LabVM = converged_vm(request.param)
+    return vm
 
 
-def test_rootless_daemon_answers_the_user(converged: Converged) -> None:
-    vm = converged.vm
-    print(f"{vm.name}: docker deploy converged in {converged.seconds:.0f}s")
+def test_rootless_daemon_answers_the_user(converged: LabVM) -> None:
+    vm = converged
     assert "name=rootless" in " ".join(rootless_info(vm))
     owner, mode = vm.ssh(f"stat -c '%U %a' {user_socket(vm)}").stdout.split()
     assert owner == USER and int(mode, 8) & 0o007 == 0, (owner, mode)
@@ -112,8 +84,8 @@ def test_rootless_daemon_answers_the_user(converged: Converged) -> None:
     assert vm.ssh(f"loginctl show-user {USER} -p Linger").stdout.strip() == "Linger=yes"
 
 
-def test_remapping_on_and_hand_set_key_kept(converged: Converged) -> None:
-    vm = converged.vm
+def test_remapping_on_and_hand_set_key_kept(converged: LabVM) -> None:
+    vm = converged
     assert "name=userns" in " ".join(system_info(vm))
     options = daemon_json(vm)
     assert options["userns-remap"] == "default"
@@ -126,8 +98,8 @@ def test_remapping_on_and_hand_set_key_kept(converged: Converged) -> None:
     assert vm.ssh(f"test -d /var/lib/docker/{start}.{start}", check=False).returncode == 0, uid
 
 
-def test_rerun_changes_nothing(converged: Converged) -> None:
-    vm = converged.vm
+def test_rerun_changes_nothing(converged: LabVM) -> None:
+    vm = converged
     before = vm.ssh(f"{SYSTEM_DOCKERD_PID}; {USER_DOCKERD_PIDS}").stdout
     run = vm.deploy("docker")
     assert run.changed_operations == 0, run.changed_operation_names
@@ -135,8 +107,8 @@ def test_rerun_changes_nothing(converged: Converged) -> None:
 
 
 @pytest.mark.parametrize("converged", ["bookworm"], indirect=True)
-def test_remap_off_then_on_restarts_dockerd_once_each(converged: Converged) -> None:
-    vm = converged.vm
+def test_remap_off_then_on_restarts_dockerd_once_each(converged: LabVM) -> None:
+    vm = converged
     back_to_defaults = False
     try:
         # Ends with the lab's own value ("default"): nothing to restore unless a round failed.
@@ -154,13 +126,3 @@ def test_remap_off_then_on_restarts_dockerd_once_each(converged: Converged) -> N
     finally:
         if not back_to_defaults:
             vm.deploy("docker")  # the lab's defaults, for the other modules
-
-
-@pytest.mark.parametrize("converged", ["bookworm"], indirect=True)
-def test_rootless_and_remapping_survive_a_reboot(converged: Converged) -> None:
-    vm = converged.vm
-    vm.reboot()
-    wait_for(vm, f"runuser -u {USER} -- docker -H unix://{user_socket(vm)} info")
-    assert "name=rootless" in " ".join(rootless_info(vm))
-    wait_for(vm, "docker info")
-    assert "name=userns" in " ".join(system_info(vm))

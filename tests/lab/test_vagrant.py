@@ -40,8 +40,7 @@ from dindkit.lab.image import ensure_image
 from dindkit.lab.pyinfra_output import changed_operation_names
 from dindkit.smoke.deploy import run_smoke_tests
 
-# Opt-in (`make lab-vagrant`): a second full bootstrap in its own VM costs more than the
-# 45 minutes make test may take on a slow TCG machine.
+# Part of `make lab` (last: it runs after the shared VMs' modules); alone: `make lab-vagrant`.
 pytestmark = [pytest.mark.lab, pytest.mark.vagrant]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -283,6 +283,46 @@ def test_stale_images_keep_current_recipes_and_images_in_use(cache: Path) -> Non
     assert image.stale_images({used / "base.qcow2"}) == [old]
 
 
+# --- build_cached: the image's and the box's cache entries -----------------------------------
+
+
+def test_build_cached_builds_once_with_its_recipe_and_clears_a_killed_build(cache: Path) -> None:
+    entry = cache / "images" / "bookworm-abc"
+    killed = cache / "images" / ".build-bookworm-abc-x1y2"
+    killed.mkdir(parents=True)
+    said: list[str] = []
+    builds: list[Path] = []
+
+    def build(work: Path) -> None:
+        builds.append(work)
+        (work / "base.qcow2").write_text("disk")
+
+    def ready() -> bool:
+        return (entry / "base.qcow2").is_file()
+
+    args = {"ready": ready, "what": "bookworm image", "progress": said.append}
+    assert state.build_cached(entry, {"distro": "bookworm"}, build, **args) is True
+    assert (entry / "recipe.json").read_text() == '{\n  "distro": "bookworm"\n}\n'
+    assert not killed.exists() and builds[0].name.startswith(".build-bookworm-abc-")
+    assert said[-1].startswith("Built the bookworm image in ")
+    assert state.build_cached(entry, {"distro": "bookworm"}, build, **args) is False
+    assert said[-1] == f"Reusing the cached bookworm image {entry}" and len(builds) == 1
+
+
+def test_build_cached_leaves_nothing_when_the_build_fails(cache: Path) -> None:
+    entry = cache / "boxes" / "bookworm-abc"
+
+    def build(work: Path) -> None:
+        (work / "box.img").write_text("half")
+        raise RuntimeError("debugfs failed")
+
+    with pytest.raises(RuntimeError, match="debugfs failed"):
+        state.build_cached(
+            entry, {}, build, ready=entry.exists, what="bookworm box", progress=print
+        )
+    assert [path.name for path in entry.parent.iterdir()] == ["bookworm-abc.lock"]
+
+
 # --- up, without qemu ------------------------------------------------------------------------
 
 
