@@ -59,12 +59,20 @@ class Platform:
     version: str  # os-release VERSION_ID
     codename: str  # the repository suite
     arch: str = ""  # dpkg architecture
+    # docker.io with only these of its recommends (None: with all of them). The others (git,
+    # needrestart) bring perl and dozens of packages, minutes of dpkg under emulation, and
+    # needrestart scans every process after each apt run. Debian 13 moved the CLI to docker-cli.
+    distro_recommends: tuple[str, ...] | None = None
 
 
 # What dindkit supports, keyed by os-release (ID, VERSION_ID).
 SUPPORTED: dict[tuple[str, str], Platform] = {
-    ("debian", "12"): Platform("debian", "12", "bookworm"),
-    ("debian", "13"): Platform("debian", "13", "trixie"),
+    ("debian", "12"): Platform(
+        "debian", "12", "bookworm", distro_recommends=("apparmor", "xz-utils")
+    ),
+    ("debian", "13"): Platform(
+        "debian", "13", "trixie", distro_recommends=("apparmor", "xz-utils", "docker-cli")
+    ),
     ("ubuntu", "22.04"): Platform("ubuntu", "22.04", "jammy"),
     ("ubuntu", "24.04"): Platform("ubuntu", "24.04", "noble"),
 }
@@ -165,7 +173,7 @@ def _docker_ce(values: dict[str, Any], platform: Platform, refresh_apt_lists: bo
     )
 
 
-def _distro(refresh_apt_lists: bool) -> Any:
+def _distro(platform: Platform, refresh_apt_lists: bool) -> Any:
     apt_ops.packages(
         name="Remove Docker's own packages (docker_source=distro)",
         packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
@@ -176,11 +184,12 @@ def _distro(refresh_apt_lists: bool) -> Any:
         path=SOURCES_FILE,
         present=False,
     )
+    kept = platform.distro_recommends
     return apt_ops.packages(
         name="Install Docker Engine from the distribution (docker.io)",
-        # With its recommends: on Debian 13 the docker CLI itself (docker-cli) is one of them.
-        packages=DISTRO_PACKAGES,
+        packages=DISTRO_PACKAGES + (kept or ()),
         update=refresh_apt_lists,
+        no_recommends=kept is not None,
     )
 
 
@@ -265,7 +274,7 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
     if values["docker_source"] == "docker-ce":
         installed = _docker_ce(values, platform, refresh_apt_lists)
     else:
-        installed = _distro(refresh_apt_lists)
+        installed = _distro(platform, refresh_apt_lists)
 
     # A daemon that was already running restarts for what changed; a fresh install does not.
     socket_changed = any_changed(drop_in, group_op, hacks)

@@ -55,6 +55,16 @@ def test_snap_docker_is_refused() -> None:
         detect_platform(release("ubuntu", "24.04"), "amd64", ["core22", "docker"])
 
 
+def test_distro_docker_keeps_the_cli_and_only_the_recommends_a_docker_host_needs() -> None:
+    """Debian: no git or needrestart; Debian 13's CLI is docker-cli, a recommend of docker.io.
+    Ubuntu's docker.io (not checked here: its archive is out of reach) keeps all recommends."""
+    bookworm = detect_platform(release("debian", "12"), "amd64", [])
+    trixie = detect_platform(release("debian", "13"), "amd64", [])
+    assert bookworm.distro_recommends == ("apparmor", "xz-utils")
+    assert trixie.distro_recommends == ("apparmor", "xz-utils", "docker-cli")
+    assert detect_platform(release("ubuntu", "24.04"), "amd64", []).distro_recommends is None
+
+
 def test_docker_ce_version_pin() -> None:
     bookworm = SUPPORTED[("debian", "12")]
     noble = SUPPORTED[("ubuntu", "24.04")]
