@@ -6,7 +6,8 @@
 ``compare`` runs this checkout's demo (lab PREFIX-new) and the other checkout's (its own venv,
 lab PREFIX-old) at the same time, so both see the same load, and prints for each the demo's
 phases, provisioning plus smoke, the per-operation table of the pyinfra run and each smoke
-step's seconds, then new / old. ``hosts`` runs the demo on one bookworm VM, then on bookworm
+step's seconds, then new / old, with and without the modes the other checkout lacks (each
+timed on its own line). ``hosts`` runs the demo on one bookworm VM, then on bookworm
 and trixie in one run, and prints both wall times and their ratio. Needs two VMs' worth of
 memory. Not a test: nothing is asserted but that the demos succeed.
 """
@@ -65,6 +66,13 @@ def print_smoke_steps(report_dir: Path) -> None:
                 print(f"    {seconds}  {check['name']} ({check['status']})")
 
 
+def mode_seconds(report_dir: Path) -> dict[str, float]:
+    """mode -> its smoke seconds on the run's (only) host, from report.json."""
+    report = json.loads((report_dir / "report.json").read_text())
+    (entry,) = report["hosts"].values()
+    return {mode: float(result.get("seconds", 0)) for mode, result in entry["modes"].items()}
+
+
 def report(label: str, run: TimedRun, report_dir: Path) -> None:
     print(f"\n=== {label}: {run.seconds:.0f} s wall")
     for title, seconds in phases(run).items():
@@ -88,8 +96,18 @@ def compare(other: Path, prefix: str, root: Path) -> None:
     for key, (checkout, _, report_dir) in jobs.items():
         report(f"{key} ({checkout})", runs[key], report_dir)
     new, old = provisioning(runs["new"]), provisioning(runs["old"])
+    # The modes the old checkout did not have are timed on their own lines, then left out.
+    old_modes = mode_seconds(jobs["old"][2])
+    added = {m: s for m, s in mode_seconds(jobs["new"][2]).items() if m not in old_modes}
     print("\nside by side, same load:")
+    for mode, seconds in added.items():
+        print(f"  new mode {mode} (not in old): {seconds:.0f} s")
     print(f"  provisioning + smoke: new {new:.0f} s, old {old:.0f} s, new / old {new / old:.2f}")
+    today = new - sum(added.values())
+    print(
+        f"  provisioning + smoke of old's modes ({', '.join(old_modes)}): new {today:.0f} s, "
+        f"old {old:.0f} s, new / old {today / old:.2f}"
+    )
     wall_new, wall_old = runs["new"].seconds, runs["old"].seconds
     print(f"  whole demo: new {wall_new:.0f} s, old {wall_old:.0f} s, {wall_new / wall_old:.2f}")
 
