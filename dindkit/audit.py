@@ -8,6 +8,8 @@ installed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import systemd
@@ -20,10 +22,18 @@ from dindkit.settings.docker import DOCKER_SETTINGS
 AUDIT_KEY = "dindkit-docker"
 
 
+def audit_packages(values: dict[str, Any]) -> tuple[str, ...]:
+    """The packages the audit rules need with these settings."""
+    return ("auditd",) if values["docker_audit"] else ()
+
+
 @deploy("Watch Docker's files with auditd", data_defaults=DOCKER_SETTINGS.defaults)
-def watch_docker_files() -> None:
+def watch_docker_files(install_packages: bool = True) -> None:
     """
     Install auditd and load rules watching Docker's files, or remove them (docker_audit=false).
+
+    + install_packages: False when the caller installed ``audit_packages`` already (the Docker
+      deploy does, in the same apt run as Docker on a host without it)
 
     Other files in /etc/audit/rules.d are never touched; auditd stays installed when the rules
     are removed.
@@ -32,7 +42,8 @@ def watch_docker_files() -> None:
     rules_file = values["docker_audit_rules_file"]
     present = values["docker_audit"]
     if present:
-        docker_ops.apt_packages(name="Install auditd", packages=["auditd"])
+        if install_packages:
+            docker_ops.apt_packages(name="Install auditd", packages=audit_packages(values))
         systemd.service(
             name="Enable and start auditd", service="auditd", running=True, enabled=True
         )

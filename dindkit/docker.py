@@ -13,15 +13,16 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Users
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from dindkit.audit import watch_docker_files
+from dindkit.audit import audit_packages, watch_docker_files
 from dindkit.facts.docker import DockerPlatform, GroupEntry
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
-from dindkit.rootless import rootless_docker
+from dindkit.rootless import rootless_docker, rootless_packages
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render
@@ -154,7 +155,9 @@ def docker_ce_repository(values: dict[str, Any], platform: Platform) -> None:
     )
 
 
-def _docker_ce(values: dict[str, Any], platform: Platform, refresh_apt_lists: bool) -> Any:
+def _docker_ce(
+    values: dict[str, Any], platform: Platform, refresh_apt_lists: bool, extras: tuple[str, ...]
+) -> Any:
     docker_ce_repository(values, platform)
     # Only now, with a trusted repository in place, remove what clashes with its packages.
     apt_ops.packages(
@@ -168,12 +171,12 @@ def _docker_ce(values: dict[str, Any], platform: Platform, refresh_apt_lists: bo
         packages = [f"{name}={pin}" if name.startswith("docker-ce") else name for name in packages]
     return apt_ops.packages(
         name="Install Docker Engine from Docker's repository",
-        packages=packages,
+        packages=packages + list(extras),
         update=refresh_apt_lists,
     )
 
 
-def _distro(platform: Platform, refresh_apt_lists: bool) -> Any:
+def _distro(platform: Platform, refresh_apt_lists: bool, extras: tuple[str, ...]) -> Any:
     apt_ops.packages(
         name="Remove Docker's own packages (docker_source=distro)",
         packages=DOCKER_CE_PACKAGES + DOCKER_CE_EXTRAS,
@@ -187,7 +190,7 @@ def _distro(platform: Platform, refresh_apt_lists: bool) -> Any:
     kept = platform.distro_recommends
     return apt_ops.packages(
         name="Install Docker Engine from the distribution (docker.io)",
-        packages=DISTRO_PACKAGES + (kept or ()),
+        packages=DISTRO_PACKAGES + (kept or ()) + extras,
         update=refresh_apt_lists,
         no_recommends=kept is not None,
     )
@@ -271,10 +274,17 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
         name="Reload systemd units after the drop-in changed",
         _if=drop_in.did_change,
     )
-    if values["docker_source"] == "docker-ce":
-        installed = _docker_ce(values, platform, refresh_apt_lists)
+    # On a host without Docker, what rootless Docker and the audit rules need comes in Docker's
+    # own apt run (one apt and dpkg start, one round of triggers): "installed" then still means
+    # a fresh Docker. On a host with Docker, each part installs its own packages.
+    docker_source = values["docker_source"]
+    engine = DOCKER_CE_PACKAGES if docker_source == "docker-ce" else DISTRO_PACKAGES
+    fresh = not set(engine) <= set(host.get_fact(DebPackages))
+    extras = rootless_packages(values) + audit_packages(values) if fresh else ()
+    if docker_source == "docker-ce":
+        installed = _docker_ce(values, platform, refresh_apt_lists, extras)
     else:
-        installed = _distro(platform, refresh_apt_lists)
+        installed = _distro(platform, refresh_apt_lists, extras)
 
     # A daemon that was already running restarts for what changed; a fresh install does not.
     socket_changed = any_changed(drop_in, group_op, hacks)
@@ -313,5 +323,5 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
             users=values["docker_users"],
         )
     if values["docker_rootless_users"]:
-        rootless_docker()
-    watch_docker_files()
+        rootless_docker(install_packages=not fresh)
+    watch_docker_files(install_packages=not fresh)

@@ -9,6 +9,8 @@ plan time: dindkit creates no user, so what it reads about them does not change 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
 from pyinfra.operations import files
@@ -51,10 +53,20 @@ def check_accounts(users: list[str]) -> dict[str, AccountDict]:
     return {user: account for user, account in accounts.items() if account is not None}
 
 
+def rootless_packages(values: dict[str, Any]) -> tuple[str, ...]:
+    """The packages rootless Docker needs with these settings (none without rootless users)."""
+    if not values["docker_rootless_users"]:
+        return ()
+    return PACKAGES + SOURCE_PACKAGES[values["docker_source"]]
+
+
 @deploy("Set up rootless Docker", data_defaults=DOCKER_SETTINGS.defaults)
-def rootless_docker() -> None:
+def rootless_docker(install_packages: bool = True) -> None:
     """
     Give each user in ``docker_rootless_users`` a rootless dockerd that starts at boot.
+
+    + install_packages: False when the caller installed ``rootless_packages`` already (the
+      Docker deploy does, in the same apt run as Docker on a host without it)
 
     Settings (``dindkit.settings.docker``) are validated and the accounts checked before any
     operation runs.
@@ -64,10 +76,11 @@ def rootless_docker() -> None:
     if not accounts:
         return
     source = values["docker_source"]
-    docker_ops.apt_packages(
-        name="Install what rootless Docker needs",
-        packages=PACKAGES + SOURCE_PACKAGES[source],
-    )
+    if install_packages:
+        docker_ops.apt_packages(
+            name="Install what rootless Docker needs",
+            packages=rootless_packages(values),
+        )
     files.put(
         name="Install the user unit for rootless dockerd",
         src=render_io("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source]),
