@@ -19,6 +19,7 @@ slirp4netns and busybox-static, a user ``podman`` (uid 1000) and EMPTY /etc/subu
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -27,7 +28,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -41,6 +42,7 @@ PACKAGES = ("docker.io", "iptables", "ca-certificates", "busybox-static", "opens
 ENTRYPOINT = "/usr/local/bin/dockerd-entrypoint.sh"
 ENTRYPOINT_TEMPLATE = "smoke/dockerd-entrypoint.sh.j2"
 CERT_DAYS = 30
+LOCK_POLL_SECONDS = 0.5  # how often a waiting build checks the build lock
 
 # Files dpkg never unpacks (documentation and translations; copyright notices stay).
 PATH_EXCLUDES = (
@@ -214,6 +216,27 @@ def build_podman_image(force: bool = False, progress: Callable[[str], None] = cl
     return _build(podman_image_archive(), PODMAN_PACKAGES, command, force, progress)
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path``, waited for in short sleeps.
+
+    pyinfra plans its hosts in one process as gevent greenlets: a blocking flock would stop the
+    whole process, the greenlet building the image included, while a second host's greenlet
+    waits for the first one's lock. A sleep lets the builder run (and other processes wait too).
+    """
+    with open(path, "w") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _build(
     archive: Path,
     packages: tuple[str, ...],
@@ -227,8 +250,7 @@ def _build(
     concurrent builds wait for each other and nobody sees half an archive.
     """
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with open(archive.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(archive.parent / ".lock"):
         if archive.exists() and not force:
             return archive
         if shutil.which("mmdebstrap") is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,46 @@ def test_missing_mmdebstrap_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(images.shutil, "which", lambda name: None)
     with pytest.raises(images.click.ClickException, match="mmdebstrap is missing"):
         images.build_smoke_image()
+
+
+FAKE_MMDEBSTRAP = """#!/usr/bin/env python3
+import os, sys, time
+time.sleep(1)
+open(sys.argv[-2], "wb").write(b"rootfs")
+open(os.environ["BUILDS"], "a").write("built\\n")
+"""
+TWO_HOSTS_PLANNING = """
+from gevent import monkey
+monkey.patch_all()  # as pyinfra's CLI does: each host is planned in a greenlet
+import gevent
+from dindkit import images
+jobs = [gevent.spawn(images.build_podman_image, progress=print) for _ in range(2)]
+gevent.joinall(jobs, raise_error=True)
+assert jobs[0].value == jobs[1].value
+"""
+
+
+def test_two_greenlets_wait_for_one_build_without_blocking_the_process(tmp_path):
+    """Two hosts planned in one pyinfra process both ask for the image: one builds it, the other
+    waits for it; a blocking flock stopped the whole process, the builder included."""
+    fake = tmp_path / "bin" / "mmdebstrap"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_MMDEBSTRAP)
+    fake.chmod(0o755)
+    builds = tmp_path / "builds"
+    env = {
+        "PATH": f"{fake.parent}:/usr/bin:/bin",
+        "DINDKIT_CACHE": str(tmp_path / "cache"),
+        "BUILDS": str(builds),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_HOSTS_PLANNING],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert builds.read_text() == "built\n"
+    assert result.stdout.count("Built ") == 1
