@@ -1,14 +1,17 @@
 """Time deploys/docker.py on a fresh lab VM against a plain apt install on a second one.
 
     .venv/bin/python benchmarks/docker.py [--name bench-docker] [--distro bookworm] [--no-apt]
-        [--cpus 2 --memory 4096] [--keep]
+        [--cpus 2 --memory 4096] [--keep] [--data KEY=VALUE ...]
 
 Boots two labs of the same size on fresh overlays, NAME and NAME-apt, side by side. Then, at
 the same time: ``deploys/docker.py`` on the first (pyinfra's command line) and ``apt-get update
 && apt-get install -y docker.io`` over SSH on the second. Then the deploy's no-op rerun with
 ``-v``: its seconds, changed operations, and the facts it read (one SSH round trip each).
-Prints the first run's per-operation table, the rerun's, and first run / apt. Both labs are
-taken down afterwards unless --keep. Not a test: nothing is asserted but that the runs succeed.
+Prints the first run's per-operation table, the rerun's, and first run / apt. ``--data`` goes to
+both deploy runs (over the lab inventory's data): ``--data docker_rootless_users=[] --data
+docker_userns_remap=null --data docker_audit=false`` gives the deploy the plain install's scope
+(Docker alone). Both labs are taken down afterwards unless --keep. Not a test: nothing is
+asserted but that the runs succeed.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from dindkit.runner import pyinfra_command
 PLAIN_APT = "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io"
 
 
-def deploy(host: str, verbose: bool = False) -> TimedRun:
-    extra = ["--limit", host] + (["-v"] if verbose else [])
+def deploy(host: str, data: list[str], verbose: bool = False) -> TimedRun:
+    extra = ["--limit", host] + [f"--data={each}" for each in data] + (["-v"] if verbose else [])
     run = run_timed(pyinfra_command(inventory_file("lab"), deploy_file("docker"), extra=extra))
     if run.returncode != 0:
         raise SystemExit(f"deploys/docker.py failed on {host}:\n{run.output[-3000:]}")
@@ -57,6 +60,9 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=4096)
     parser.add_argument("--no-apt", action="store_true", help="skip the plain apt install VM")
     parser.add_argument("--keep", action="store_true", help="leave the labs running")
+    parser.add_argument(
+        "--data", action="append", default=[], help="KEY=VALUE for both deploy runs"
+    )
     args = parser.parse_args()
     names = [args.name] + ([] if args.no_apt else [f"{args.name}-apt"])
 
@@ -70,11 +76,11 @@ def main() -> None:
     boot = time.monotonic() - started
     try:
         with ThreadPoolExecutor(2) as pool:
-            first_future = pool.submit(deploy, labs[0].host)
+            first_future = pool.submit(deploy, labs[0].host, args.data)
             apt_future = None if args.no_apt else pool.submit(plain_apt, labs[1])
             first = first_future.result()
             apt = apt_future.result() if apt_future else None
-        rerun = deploy(labs[0].host, verbose=True)
+        rerun = deploy(labs[0].host, args.data, verbose=True)
     finally:
         if not args.keep:
             for name in names:
@@ -86,6 +92,7 @@ def main() -> None:
     counted = ", ".join(f"{fact} x{n}" if n > 1 else fact for fact, n in Counter(facts).items())
     changed = changed_operation_names(rerun.output, labs[0].host)
     print(f"\ndeploys/docker.py on {args.distro}, {args.cpus} vCPU, {args.memory} MiB, TCG")
+    print(f"data over the lab inventory's: {' '.join(args.data) or '(none)'}")
     print(f"{'labs up side by side (not the deploy)':<44} {boot:>8.1f} s")
     print(f"{'first run (install Docker, configure)':<44} {first.seconds:>8.1f} s")
     if apt is not None:
