@@ -81,7 +81,7 @@ def demo(
     Exits 0 only if every mode that could run passed on every VM.
     """
     # Imported here: both belong to other capabilities and pull in pyinfra.
-    from dindkit.images import build_smoke_image, smoke_image_archive
+    from dindkit.images import build_podman_image, build_smoke_image, smoke_image_archive
     from dindkit.smoke.cli import run_and_report
 
     distros = list(dict.fromkeys(distro))
@@ -107,12 +107,15 @@ def demo(
         cached = smoke_image_archive().is_file()
         with (
             life_signs.running("Building the smoke image and booting the lab"),
-            ThreadPoolExecutor(len(names) + 1) as pool,
+            ThreadPoolExecutor(len(names) + 2) as pool,
         ):
             image = pool.submit(timed, parallel, "smoke image", build_smoke_image)
+            # podman mode's image too: the bootstrap's smoke tests would build it, VMs waiting
+            podman = pool.submit(timed, parallel, "podman image", build_podman_image)
             booting = [pool.submit(lab_up, *each) for each in zip(names, distros, strict=True)]
             try:
                 archive = image.result()
+                podman.result()
                 labs = [each.result() for each in booting]
             except (LabError, ValueError, RuntimeError) as error:
                 raise click.ClickException(str(error)) from None

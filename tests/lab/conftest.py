@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ REBOOT_TIMEOUT = 600.0
 DEMO_DISTROS = ("bookworm", "trixie")
 DEMO_TIMEOUT = 3600.0
 DINDKIT = str(Path(sys.executable).with_name("dindkit"))
+ROOT = Path(__file__).resolve().parents[2]
 
 # What users have on their hosts before dindkit: a chmod 666 of the socket in /etc/rc.local
 # (applied now too, in case Docker is already there), daemon.json keys set by hand and an audit
@@ -266,9 +268,49 @@ class DemoRun:
     seconds: float
 
 
+class Background:
+    """A lab test run in a pytest process of its own, beside this session (its own VM)."""
+
+    def __init__(self, marker: str, log: Path) -> None:
+        self.log = log
+        command = [sys.executable, "-m", "pytest", "-m", marker, "-s", "-p", "no:cacheprovider"]
+        command += ["--durations=5"]
+        with log.open("w") as out:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait(self, timeout: float = DEMO_TIMEOUT) -> tuple[int, str]:
+        """(exit code, output) once the run ended."""
+        code = self.process.wait(timeout=timeout)
+        return code, self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Interrupt a run nobody waited for: its fixtures still clean up (SIGINT)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+# Lab tests started in the background by an earlier fixture, by marker (see ``demo_run``).
+BACKGROUND: dict[str, Background] = {}
+
+
 @pytest.fixture(scope="session")
-def demo_run(lab_vms: Callable[[str], LabVM], tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """``dindkit demo`` on both distros' labs, once per session (see the module's docstring)."""
+def demo_run(
+    lab_vms: Callable[[str], LabVM],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[DemoRun]:
+    """``dindkit demo`` on both distros' labs, once per session (see the module's docstring).
+
+    Then, if the session has Vagrant tests, they start in their own pytest process, in their
+    own VM: after the demo, whose two VMs use both cores, the modules that follow mostly wait
+    on one VM at a time. test_vagrant.py waits for that run and reports it.
+    """
     report_dir = tmp_path_factory.mktemp("demo") / "report"
     command = [DINDKIT, "demo", "--name", PREFIX, "--report-dir", str(report_dir)]
     command += ["--cpus", str(CPUS), "--memory", str(MEMORY)]
@@ -280,4 +322,12 @@ def demo_run(lab_vms: Callable[[str], LabVM], tmp_path_factory: pytest.TempPathF
     finally:
         for distro in DEMO_DISTROS:
             lab_vms(distro)  # the demo's labs: up() returns them as they run; taken down at the end
-    return DemoRun(returncode, output, report_dir, time.monotonic() - started)
+    run = DemoRun(returncode, output, report_dir, time.monotonic() - started)
+    if any(item.get_closest_marker("vagrant") for item in request.session.items):
+        log = tmp_path_factory.mktemp("vagrant") / "pytest.log"
+        BACKGROUND["vagrant"] = Background("vagrant", log)
+    try:
+        yield run
+    finally:
+        for background in BACKGROUND.values():
+            background.stop()

@@ -29,6 +29,7 @@ from dindkit.runner import pyinfra_command
 pytestmark = pytest.mark.lab
 
 LOCK = "/var/lib/dpkg/lock-frontend"
+HELD_AFTER_WAITING = 25  # seconds: one progress line (every 20 s) comes before the lock is free
 HOLDER_UNIT = "dindkit-test-apt-lock"
 HELD_FLAG = "/run/dindkit-test-apt-lock-held"
 HOLDER = "/root/dindkit-test-hold-lock.py"
@@ -114,7 +115,7 @@ def test_a_waits_for_a_held_lock_and_names_the_holder(vm: Any) -> None:
         assert gave_up[0].endswith("(apt_lock_timeout=5 sets the wait)"), gave_up
         print(f"with apt_lock_timeout=5: {gave_up[0]}")
 
-        holder = hold(vm, 45)
+        holder = hold(vm, HELD_AFTER_WAITING)
         run = vm.deploy("docker")
         still_held = vm.ssh(f"systemctl is-active {HOLDER_UNIT}", check=False).returncode == 0
     finally:
@@ -125,7 +126,7 @@ def test_a_waits_for_a_held_lock_and_names_the_holder(vm: Any) -> None:
     assert all(match and match["file"] == LOCK for match in waiting)
     # At most one progress line every 20 s of the wait, and the wait ended with the holder.
     waited = int(re.findall(r"dpkg's lock is free after (\d+) s", run.output)[0])
-    assert waited >= 44 and len(waiting) <= waited // 20 + 1
+    assert waited >= HELD_AFTER_WAITING - 1 and len(waiting) <= waited // 20 + 1
     assert not still_held
     assert status(vm, QUICK_PACKAGE) == "install ok installed"
     _docker_works(vm)

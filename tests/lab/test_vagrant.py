@@ -39,8 +39,10 @@ from dindkit.lab.box import BOX_NAMES, port_variable
 from dindkit.lab.image import ensure_image
 from dindkit.lab.pyinfra_output import changed_operation_names
 from dindkit.smoke.deploy import run_smoke_tests
+from tests.lab.conftest import BACKGROUND
 
-# Part of `make lab` (last: it runs after the shared VMs' modules); alone: `make lab-vagrant`.
+# Part of `make lab`, in its own pytest process that the demo's fixture starts (conftest.py's
+# ``demo_run``) beside the shared VMs' modules; alone: `make lab-vagrant`.
 pytestmark = [pytest.mark.lab, pytest.mark.vagrant]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,7 +276,15 @@ def _qemu_running(domain: str) -> bool:
     return False
 
 
-def test_box_up_provision_destroy(session: Session) -> None:
+def test_box_up_provision_destroy(request: pytest.FixtureRequest) -> None:
+    background = BACKGROUND.get("vagrant")
+    if background is not None:  # started after the demo, in its own pytest process
+        code, output = background.wait()
+        print(output)
+        assert code == 0, output[-6000:]
+        assert " 1 passed" in output, output[-3000:]
+        return
+    session: Session = request.getfixturevalue("session")
     addresses_before = _addresses()
     assert session.virsh("net-list", "--all", "--name").strip() == ""
 

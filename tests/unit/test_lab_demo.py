@@ -27,6 +27,9 @@ def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, An
     monkeypatch.setattr(
         dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
     )
+    monkeypatch.setattr(
+        dindkit.images, "build_podman_image", lambda: recorded.append(("podman", None))
+    )
 
     def up(name: str, distro: str, **options: Any) -> FakeLab:
         recorded.append(("up", (name, distro, options)))
@@ -54,12 +57,13 @@ def test_demo_runs_the_bootstrap_deploy_and_keeps_the_lab(
     monkeypatch.setattr(dindkit.smoke.cli, "run_and_report", fake_report(code, calls))
     result = CliRunner().invoke(demo, ["--report-dir", str(tmp_path)])
     assert result.exit_code == code, result.output
-    # The image is built while the lab boots (threads: either may come first).
-    assert sorted(name for name, _ in calls[:2]) == ["image", "up"] and calls[2][0] == "run"
+    # The images are built while the lab boots (threads: any may come first).
+    assert sorted(name for name, _ in calls[:3]) == ["image", "podman", "up"]
+    assert calls[3][0] == "run"
     (name, distro, options) = next(call for kind, call in calls if kind == "up")
     assert (name, distro) == ("demo-bookworm", "bookworm")
     assert options == {"memory": 4096, "cpus": 2, "accel": "auto"}
-    assert calls[2][1] == (
+    assert calls[3][1] == (
         inventory_file("lab"),
         deploy_file("bootstrap"),
         tmp_path,
@@ -91,6 +95,9 @@ def test_several_distros_boot_side_by_side_and_share_one_run(
     monkeypatch.setattr(
         dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
     )
+    monkeypatch.setattr(
+        dindkit.images, "build_podman_image", lambda: recorded.append(("podman", None))
+    )
 
     class Lab:
         def __init__(self, name: str) -> None:
@@ -106,12 +113,11 @@ def test_several_distros_boot_side_by_side_and_share_one_run(
     arguments = ["--distro", "bookworm", "--distro", "trixie", "--name", "two", "--down"]
     result = CliRunner().invoke(demo, [*arguments, "--report-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    # The image and both labs in any order (threads), then one run over both hosts.
-    assert sorted(recorded[:3], key=repr) == sorted(
-        [("image", None), ("up", ("two-bookworm", "bookworm")), ("up", ("two-trixie", "trixie"))],
-        key=repr,
-    )
-    assert recorded[3] == (
+    # The images and both labs in any order (threads), then one run over both hosts.
+    expected = [("image", None), ("podman", None)]
+    expected += [("up", ("two-bookworm", "bookworm")), ("up", ("two-trixie", "trixie"))]
+    assert sorted(recorded[:4], key=repr) == sorted(expected, key=repr)
+    assert recorded[4] == (
         "run",
         (
             inventory_file("lab"),
@@ -120,7 +126,7 @@ def test_several_distros_boot_side_by_side_and_share_one_run(
             ["lab-two-bookworm", "lab-two-trixie"],
         ),
     )
-    assert recorded[4:] == [("down", "two-bookworm"), ("down", "two-trixie")]
+    assert recorded[5:] == [("down", "two-bookworm"), ("down", "two-trixie")]
 
 
 def test_one_distro_keeps_the_name_as_given() -> None:
