@@ -19,8 +19,6 @@ slirp4netns and busybox-static, a user ``podman`` (uid 1000) and EMPTY /etc/subu
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -28,11 +26,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from dindkit.lab.state import file_lock
 from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS
 from dindkit.templating import render
 
@@ -42,7 +41,6 @@ PACKAGES = ("docker.io", "iptables", "ca-certificates", "busybox-static", "opens
 ENTRYPOINT = "/usr/local/bin/dockerd-entrypoint.sh"
 ENTRYPOINT_TEMPLATE = "smoke/dockerd-entrypoint.sh.j2"
 CERT_DAYS = 30
-LOCK_POLL_SECONDS = 0.5  # how often a waiting build checks the build lock
 
 # Files dpkg never unpacks (documentation and translations; copyright notices stay).
 PATH_EXCLUDES = (
@@ -216,27 +214,6 @@ def build_podman_image(force: bool = False, progress: Callable[[str], None] = cl
     return _build(podman_image_archive(), PODMAN_PACKAGES, command, force, progress)
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """An exclusive flock on ``path``, waited for in short sleeps.
-
-    pyinfra plans its hosts in one process as gevent greenlets: a blocking flock would stop the
-    whole process, the greenlet building the image included, while a second host's greenlet
-    waits for the first one's lock. A sleep lets the builder run (and other processes wait too).
-    """
-    with open(path, "w") as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(LOCK_POLL_SECONDS)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _build(
     archive: Path,
     packages: tuple[str, ...],
@@ -250,7 +227,7 @@ def _build(
     concurrent builds wait for each other and nobody sees half an archive.
     """
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(archive.parent / ".lock"):
+    with file_lock(archive.parent / ".lock"):
         if archive.exists() and not force:
             return archive
         if shutil.which("mmdebstrap") is None:

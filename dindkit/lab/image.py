@@ -253,7 +253,7 @@ def _build(distro: str, work: Path, progress: Progress) -> None:
 def ensure_image(distro: str, progress: Progress = print, force: bool = False) -> Image:
     """The cached image for ``distro``, built first if missing (or ``force``)."""
     image = image_for(distro)
-    if not (image.exists() and not force):
+    if force or not image.exists():
         require_tools(build=True)
 
     def build(work: Path) -> None:

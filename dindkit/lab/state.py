@@ -23,6 +23,7 @@ from typing import Any
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 STATE_FILE = "lab.json"
+LOCK_POLL_SECONDS = 0.5  # how often a lock's waiter tries again
 
 
 def cache_dir() -> Path:
@@ -53,15 +54,24 @@ def lab_dir(name: str) -> Path:
 
 @contextlib.contextmanager
 def file_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """An exclusive flock on ``path``; ``on_wait`` is called once if someone else holds it."""
+    """An exclusive flock on ``path``; ``on_wait`` is called once if someone else holds it.
+
+    The wait is short sleeps, never a blocking flock: pyinfra plans its hosts as gevent
+    greenlets in one process, and a blocking flock would stop that whole process, the greenlet
+    holding the lock included, while another host's greenlet waits for it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait:
-                on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if on_wait and not waited:
+                    on_wait()
+                waited = True
+                time.sleep(LOCK_POLL_SECONDS)
         try:
             yield
         finally:
