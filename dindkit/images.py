@@ -15,6 +15,10 @@ containerd's tools dockerd does not use.
 The podman mode has its own image the same way (``build_podman_image``): podman, crun,
 slirp4netns and busybox-static, a user ``podman`` (uid 1000) and EMPTY /etc/subuid and
 /etc/subgid, so rootless Podman inside maps one UID and needs no added capability.
+
+The rootless mode's client image (``build_cli_image``) is cut from the smoke image's root
+filesystem: the docker CLI, its C library and busybox, a fifth of the size to copy into a
+rootless user's own image store.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 
-from dindkit.lab.state import file_lock
+from dindkit.lab.state import cache_dir, file_lock
 from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS
 from dindkit.templating import render
 
@@ -101,9 +106,28 @@ PODMAN_CHANGES = (
 )
 PODMAN_RECIPE_VERSION = 1
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DINDKIT_CACHE") or Path.home() / ".cache" / "dindkit")
+# The rootless mode's client image, cut from the smoke image's root filesystem: the docker
+# CLI, the C library it links, and busybox for the shell and tools the client scripts use.
+# A fifth of the smoke image, because copying an image into a rootless user's store was the
+# slowest smoke step under emulation. Imported with no changes: every client command is
+# explicit, and dockerd gives a container without a PATH its default one.
+CLI_FILES = (
+    "usr/bin/docker",
+    "usr/bin/busybox",
+    "usr/lib/x86_64-linux-gnu/libc.so.6",
+    "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "usr/lib64/ld-linux-x86-64.so.2",
+    "etc/passwd",
+    "etc/group",
+    "tmp",
+    # merged /usr: the top-level links
+    "bin",
+    "lib",
+    "lib64",
+    "sbin",
+)
+CLI_APPLETS = ("sh", "cat", "cp", "echo", "mkdir", "mktemp", "printf", "rm", "sleep", "touch")
+CLI_RECIPE_VERSION = 1
 
 
 def entrypoint_script() -> str:
@@ -139,6 +163,15 @@ def podman_recipe() -> dict[str, object]:
     }
 
 
+def cli_recipe() -> dict[str, object]:
+    return {
+        "version": CLI_RECIPE_VERSION,
+        "smoke": recipe_hash(),
+        "files": list(CLI_FILES),
+        "applets": list(CLI_APPLETS),
+    }
+
+
 def _hash(content: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -154,6 +187,10 @@ def smoke_image_archive() -> Path:
 
 def podman_image_archive() -> Path:
     return cache_dir() / "images" / f"dindkit-podman-{_hash(podman_recipe())}.tar.gz"
+
+
+def cli_image_archive() -> Path:
+    return cache_dir() / "images" / f"dindkit-cli-{_hash(cli_recipe())}.tar.gz"
 
 
 def image_tag(archive: str | Path) -> str:
@@ -197,49 +234,87 @@ def mmdebstrap_command(
 def build_smoke_image(force: bool = False, progress: Callable[[str], None] = click.echo) -> Path:
     """Build the archive unless the cached one matches the recipe; returns its path."""
 
-    def command(work: Path, rootfs: Path) -> list[str]:
+    def make(work: Path, rootfs: Path) -> None:
         entrypoint = work / "dockerd-entrypoint.sh"
         entrypoint.write_text(entrypoint_script())
-        return mmdebstrap_command(rootfs, entrypoint)
+        _mmdebstrap(mmdebstrap_command(rootfs, entrypoint))
 
-    return _build(smoke_image_archive(), PACKAGES, command, force, progress)
+    return _build(smoke_image_archive(), _debian(PACKAGES), make, force, progress)
 
 
 def build_podman_image(force: bool = False, progress: Callable[[str], None] = click.echo) -> Path:
     """The podman mode's archive, built unless the cached one matches its recipe."""
 
-    def command(work: Path, rootfs: Path) -> list[str]:
-        return mmdebstrap_command(rootfs, packages=PODMAN_PACKAGES, hooks=PODMAN_HOOKS)
+    def make(work: Path, rootfs: Path) -> None:
+        _mmdebstrap(mmdebstrap_command(rootfs, packages=PODMAN_PACKAGES, hooks=PODMAN_HOOKS))
 
-    return _build(podman_image_archive(), PODMAN_PACKAGES, command, force, progress)
+    return _build(podman_image_archive(), _debian(PODMAN_PACKAGES), make, force, progress)
+
+
+def build_cli_image(force: bool = False, progress: Callable[[str], None] = click.echo) -> Path:
+    """The rootless mode's client archive, cut from the smoke image (built first if missing)."""
+    smoke = build_smoke_image(progress=progress)
+
+    def make(work: Path, rootfs: Path) -> None:
+        cut_cli_rootfs(smoke, rootfs)
+
+    what = f"{', '.join(CLI_FILES[:2])} and their libraries from {smoke.name}"
+    return _build(cli_image_archive(), what, make, force, progress)
+
+
+def cut_cli_rootfs(smoke_archive: Path, rootfs: Path) -> None:
+    """Copy CLI_FILES (with their folders) from the smoke archive, link the busybox applets."""
+    wanted = {f"./{name}" for name in CLI_FILES}
+    parents = {str(parent) for name in CLI_FILES for parent in PurePosixPath(name).parents}
+    folders = {"." if parent == "." else f"./{parent}" for parent in parents}
+    with tarfile.open(smoke_archive, "r:gz") as source, tarfile.open(rootfs, "w") as target:
+        found: set[str] = set()
+        for member in source:
+            name = member.name.rstrip("/")
+            if name in wanted or (member.isdir() and name in folders):
+                found.add(name)
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        missing = sorted(wanted - found)
+        if missing:
+            raise click.ClickException(f"{smoke_archive} lacks {', '.join(missing)}")
+        for applet in CLI_APPLETS:
+            link = tarfile.TarInfo(f"./usr/bin/{applet}")
+            link.type, link.linkname, link.mode = tarfile.SYMTYPE, "busybox", 0o777
+            target.addfile(link)
+
+
+def _mmdebstrap(command: list[str]) -> None:
+    if shutil.which("mmdebstrap") is None:
+        raise click.ClickException("mmdebstrap is missing: install it (apt-get install mmdebstrap)")
+    subprocess.run(command, check=True)
+
+
+def _debian(packages: tuple[str, ...]) -> str:
+    return f"{SUITE}, {', '.join(packages)}"
 
 
 def _build(
     archive: Path,
-    packages: tuple[str, ...],
-    command: Callable[[Path, Path], list[str]],
+    what: str,
+    make_rootfs: Callable[[Path, Path], None],
     force: bool,
     progress: Callable[[str], None],
 ) -> Path:
     """Build ARCHIVE unless it exists; returns its path.
 
-    Built in a temporary file beside the target under an exclusive lock, then renamed, so
-    concurrent builds wait for each other and nobody sees half an archive.
+    MAKE_ROOTFS(work folder, rootfs tar) writes the root filesystem; it is compressed in a
+    temporary file beside the target under an exclusive lock, then renamed, so concurrent
+    builds wait for each other and nobody sees half an archive.
     """
     archive.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(archive.parent / ".lock"):
         if archive.exists() and not force:
             return archive
-        if shutil.which("mmdebstrap") is None:
-            raise click.ClickException(
-                "mmdebstrap is missing: install it (apt-get install mmdebstrap)"
-            )
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".build-") as work:
             rootfs = Path(work) / "rootfs.tar"
-            what = f"{SUITE}, {', '.join(packages)}"
             progress(f"Building the {image_tag(archive)} root filesystem ({what})")
-            subprocess.run(command(Path(work), rootfs), check=True)
+            make_rootfs(Path(work), rootfs)
             progress(f"Compressing {rootfs.stat().st_size / 2**20:.0f} MiB root filesystem")
             partial = Path(work) / archive.name
             with open(partial, "wb") as out:
@@ -260,8 +335,9 @@ def images() -> None:
 @images.command()
 @click.option("--force", is_flag=True, help="Rebuild even when the cached archive matches.")
 def build(force: bool) -> None:
-    """Build (or reuse) the cached smoke and podman image archives and print their paths."""
-    for archive in (build_smoke_image(force=force), build_podman_image(force=force)):
+    """Build (or reuse) the cached smoke, podman and CLI image archives; print their paths."""
+    built = (build_smoke_image(force=force), build_podman_image(force=force))
+    for archive in (*built, build_cli_image(force=force)):
         size = archive.stat().st_size / 2**20
         click.echo(f"{archive} ({size:.1f} MiB, tag {image_tag(archive)})")
 
@@ -271,3 +347,4 @@ def path() -> None:
     """Print where the archives of the current recipes live (built or not)."""
     click.echo(smoke_image_archive())
     click.echo(podman_image_archive())
+    click.echo(cli_image_archive())

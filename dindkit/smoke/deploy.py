@@ -25,6 +25,7 @@ from pyinfra.operations import files, python
 from dindkit.images import (
     IMPORT_CHANGES,
     PODMAN_CHANGES,
+    build_cli_image,
     build_podman_image,
     build_smoke_image,
     image_tag,
@@ -161,12 +162,18 @@ def _sysbox_plan_reason() -> str | None:
     return unavailable_reason()
 
 
-def _upload_and_load(what: str, path: Path, changes: tuple[str, ...]) -> str:
-    """Upload an image archive to the host and load it unless the host has it; its tag."""
-    tag = image_tag(path)
+def _upload(what: str, path: Path) -> str:
+    """Upload an image archive to the host's cache folder; its path there."""
     remote = f"{REMOTE_CACHE}/{path.name}"
     files.directory(name="Create the smoke image cache folder", path=REMOTE_CACHE, mode="0700")
     files.put(name=f"Upload the {what} archive", src=str(path), dest=remote, mode="0600")
+    return remote
+
+
+def _upload_and_load(what: str, path: Path, changes: tuple[str, ...]) -> str:
+    """Upload an image archive to the host and load it unless the host has it; its tag."""
+    tag = image_tag(path)
+    remote = _upload(what, path)
     python.call(
         name=f"Load the {what} {tag} unless the host has it",
         function=_load_archive,
@@ -188,6 +195,7 @@ def run_smoke_tests() -> None:
     clear_other_runs(report_dir, RUN_ID)
 
     archive = values["smoke_image_archive"]
+    cli_archive = ""
     if archive:
         path = Path(archive).expanduser()
         if not path.is_file() and path == smoke_image_archive():
@@ -198,6 +206,8 @@ def run_smoke_tests() -> None:
                 "`dindkit images build`"
             )
         cli_image = dind_image = _upload_and_load("smoke image", path, IMPORT_CHANGES)
+        if "rootless" in values["smoke_modes"]:  # imported into the user's store by the mode
+            cli_archive = _upload("rootless client image", build_cli_image(progress=logger.info))
     else:
         cli_image, dind_image = values["smoke_images"]["cli"], values["smoke_images"]["dind"]
         python.call(
@@ -215,6 +225,7 @@ def run_smoke_tests() -> None:
         run_id=RUN_ID,
         cli_image=cli_image,
         dind_image=dind_image,
+        cli_archive=cli_archive,
         podman_image=podman_image,
         user_uid=values["smoke_user_uid"],
         socket_group=socket_group,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -87,6 +90,50 @@ def test_missing_mmdebstrap_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(images.shutil, "which", lambda name: None)
     with pytest.raises(images.click.ClickException, match="mmdebstrap is missing"):
         images.build_smoke_image()
+
+
+def smoke_archive(path: Path, names: tuple[str, ...]) -> Path:
+    """A gzipped root filesystem with NAMES (folders end in /) and a few files the CLI lacks."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name in ("./", *names, "./usr/sbin/dockerd", "./usr/bin/containerd"):
+            info = tarfile.TarInfo(name)
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(name)
+                tar.addfile(info, io.BytesIO(name.encode()))
+    return path
+
+
+def test_cli_image_is_cut_from_the_smoke_image(tmp_path):
+    parents = {parent for name in images.CLI_FILES for parent in PurePosixPath(name).parents}
+    names = tuple(sorted(f"./{parent}/" for parent in map(str, parents) if parent != "."))
+    wanted = tuple(f"./{name}" for name in images.CLI_FILES)
+    source = smoke_archive(tmp_path / "smoke.tar.gz", names + wanted)
+    rootfs = tmp_path / "cli.tar"
+    images.cut_cli_rootfs(source, rootfs)
+    with tarfile.open(rootfs) as tar:
+        members = {member.name: member for member in tar}
+        assert set(wanted) <= set(members)
+        assert "./usr/sbin/dockerd" not in members and "./usr/bin/containerd" not in members
+        assert {".", "./usr", "./usr/bin"} <= set(members)  # the folders, with their modes
+        assert members["./usr/bin/sh"].issym() and members["./usr/bin/sh"].linkname == "busybox"
+        assert tar.extractfile("./usr/bin/docker").read() == b"./usr/bin/docker"
+
+
+def test_cli_image_names_what_the_smoke_image_lacks(tmp_path):
+    source = smoke_archive(tmp_path / "smoke.tar.gz", ("./usr/", "./usr/bin/", "./usr/bin/docker"))
+    with pytest.raises(images.click.ClickException, match=re.escape("lacks ./bin, ./etc/group")):
+        images.cut_cli_rootfs(source, tmp_path / "cli.tar")
+
+
+def test_cli_image_follows_the_smoke_recipe(monkeypatch, tmp_path):
+    monkeypatch.setenv("DINDKIT_CACHE", str(tmp_path))
+    before = images.cli_image_archive()
+    assert before.name.startswith("dindkit-cli-") and before.parent == tmp_path / "images"
+    monkeypatch.setattr(images, "PACKAGES", (*images.PACKAGES, "jq"))
+    assert images.cli_image_archive() != before
 
 
 FAKE_MMDEBSTRAP = """#!/usr/bin/env python3

@@ -28,6 +28,9 @@ def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, An
         dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
     )
     monkeypatch.setattr(
+        dindkit.images, "build_cli_image", lambda: recorded.append(("client", None))
+    )
+    monkeypatch.setattr(
         dindkit.images, "build_podman_image", lambda: recorded.append(("podman", None))
     )
 
@@ -58,12 +61,13 @@ def test_demo_runs_the_bootstrap_deploy_and_keeps_the_lab(
     result = CliRunner().invoke(demo, ["--report-dir", str(tmp_path)])
     assert result.exit_code == code, result.output
     # The images are built while the lab boots (threads: any may come first).
-    assert sorted(name for name, _ in calls[:3]) == ["image", "podman", "up"]
-    assert calls[3][0] == "run"
+    assert sorted(name for name, _ in calls[:4]) == ["client", "image", "podman", "up"]
+    assert calls.index(("image", None)) < calls.index(("client", None))  # cut from the image
+    assert calls[4][0] == "run"
     (name, distro, options) = next(call for kind, call in calls if kind == "up")
     assert (name, distro) == ("demo-bookworm", "bookworm")
     assert options == {"memory": 4096, "cpus": 2, "accel": "auto"}
-    assert calls[3][1] == (
+    assert calls[4][1] == (
         inventory_file("lab"),
         deploy_file("bootstrap"),
         tmp_path,
@@ -96,6 +100,9 @@ def test_several_distros_boot_side_by_side_and_share_one_run(
         dindkit.images, "build_smoke_image", lambda: recorded.append(("image", None))
     )
     monkeypatch.setattr(
+        dindkit.images, "build_cli_image", lambda: recorded.append(("client", None))
+    )
+    monkeypatch.setattr(
         dindkit.images, "build_podman_image", lambda: recorded.append(("podman", None))
     )
 
@@ -114,10 +121,10 @@ def test_several_distros_boot_side_by_side_and_share_one_run(
     result = CliRunner().invoke(demo, [*arguments, "--report-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     # The images and both labs in any order (threads), then one run over both hosts.
-    expected = [("image", None), ("podman", None)]
+    expected = [("image", None), ("client", None), ("podman", None)]
     expected += [("up", ("two-bookworm", "bookworm")), ("up", ("two-trixie", "trixie"))]
-    assert sorted(recorded[:4], key=repr) == sorted(expected, key=repr)
-    assert recorded[4] == (
+    assert sorted(recorded[:5], key=repr) == sorted(expected, key=repr)
+    assert recorded[5] == (
         "run",
         (
             inventory_file("lab"),
@@ -126,7 +133,7 @@ def test_several_distros_boot_side_by_side_and_share_one_run(
             ["lab-two-bookworm", "lab-two-trixie"],
         ),
     )
-    assert recorded[5:] == [("down", "two-bookworm"), ("down", "two-trixie")]
+    assert recorded[6:] == [("down", "two-bookworm"), ("down", "two-trixie")]
 
 
 def test_one_distro_keeps_the_name_as_given() -> None:

@@ -109,6 +109,17 @@ def test_rootless_talks_to_the_users_socket_as_the_user():
     assert 'runuser -u "$ROOTLESS_USER"' in text
     assert "/run/user/$ROOTLESS_UID/docker.sock" in text
     assert "--privileged $USERNS_FLAG" in text and "-v /:/host" in text
+    # Without an archive the client is the host's CLI image, copied into the user's store.
+    assert "CLIENT_IMAGE=dindkit-smoke:abc" in text and "CLI_ARCHIVE=''" in text
+
+
+def test_rootless_imports_the_cli_archive_into_the_users_store():
+    archive = "/var/cache/dindkit/images/dindkit-cli-0123abcd.tar.gz"
+    ctx = dataclasses.replace(CTX, cli_archive=archive)
+    text = modes.script(modes.build_mode("rootless", ctx), ctx)
+    assert f"CLI_ARCHIVE={archive}" in text and "CLIENT_IMAGE=dindkit-cli:0123abcd" in text
+    assert 'docker import - "$CLIENT_IMAGE" <"$CLI_ARCHIVE"' in text
+    assert '"$CLIENT_IMAGE" sleep "$KEEP_ALIVE"' in text
 
 
 # Skip conditions ---------------------------------------------------------------------------

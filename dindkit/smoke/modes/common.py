@@ -56,7 +56,8 @@ class Context:
     rootless_user: str | None = None
     # The rootless user's socket; None: /run/user/<uid>/docker.sock.
     rootless_socket: str | None = None
-    # Archives on the target that a mode may load into another image store (rootless).
+    # The client image's archive on the target, for modes with their own image store
+    # (rootless); empty: they copy cli_image from the host's store.
     cli_archive: str = ""
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dindkit.images import image_tag
 from dindkit.smoke.modes.common import Context, Mode, Runner, Step, q
 
 GRANTS = (
@@ -35,6 +36,8 @@ def build(ctx: Context) -> Mode:
             "ROOTLESS_USER": ctx.rootless_user or "",
             "ROOTLESS_SOCKET": ctx.rootless_socket or "",
             "CLI_IMAGE": ctx.cli_image,
+            "CLI_ARCHIVE": ctx.cli_archive,
+            "CLIENT_IMAGE": image_tag(ctx.cli_archive) if ctx.cli_archive else ctx.cli_image,
         },
         skip_reason=skip_reason,
     )
