@@ -1,8 +1,9 @@
 """From a fresh VPS to a host ready for every Docker-in-Docker mode (deploys/bootstrap.py).
 
-The bootstrap deploy is a composition: it owns only the first steps (apt index, base packages,
-time sync) and then calls the other capabilities' deploys in order: Docker with socket
-permissions, Sysbox where its preflight passes, the smoke tests and their report.
+The bootstrap deploy is a composition: it owns only the first steps (apt index, time sync) and
+then calls the other capabilities' deploys in order: Docker with socket permissions (and the
+base packages, in Docker's own apt run on a host without Docker), Sysbox where its preflight
+passes, the smoke tests and their report.
 
 Every settings table it uses is validated first, so a bad value anywhere stops the run before a
 single fact is read. It works as root or as a non-root SSH user with ``_sudo: True`` in the
@@ -87,11 +88,12 @@ def bootstrap() -> None:
     if values["sysbox_state"] == "present":
         sysbox_skipped = sysbox_decision(unavailable_reason(), values["sysbox_required"])
 
-    _base_packages(values["bootstrap_base_packages"])
+    apt_ops.update(name="Update the apt index (at most once a day)", cache_time=APT_CACHE_SECONDS)
     if values["bootstrap_time_sync"]:
         _time_sync()
 
-    install_docker(refresh_apt_lists=False)  # _base_packages refreshed them
+    # The base packages come in Docker's own apt run on a host without Docker (one run).
+    install_docker(refresh_apt_lists=False, base_packages=tuple(values["bootstrap_base_packages"]))
 
     if sysbox_skipped is None:
         install_sysbox()  # also the removal, with sysbox_state: absent
@@ -100,16 +102,6 @@ def bootstrap() -> None:
 
     if values["smoke_enabled"]:
         run_smoke_tests()
-
-
-def _base_packages(packages: list[str]) -> None:
-    apt_ops.update(name="Update the apt index (at most once a day)", cache_time=APT_CACHE_SECONDS)
-    apt_ops.packages(
-        name="Install the base packages",
-        packages=packages,
-        update=False,  # just refreshed, at most a day ago
-        no_recommends=True,
-    )
 
 
 def time_keeper(installed: Any) -> str | None:
@@ -125,7 +117,7 @@ def _time_sync() -> None:
     apt_ops.packages(
         name="Install systemd-timesyncd",
         packages=["systemd-timesyncd"],
-        update=False,  # refreshed with the base packages
+        update=False,  # the bootstrap refreshed the index first
         no_recommends=True,
     )
     systemd.service(

@@ -227,18 +227,35 @@ def _check_remap_user(remap: str | None) -> None:
 
 
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
-def install_docker(refresh_apt_lists: bool = True) -> None:
+def install_docker(refresh_apt_lists: bool = True, base_packages: tuple[str, ...] = ()) -> None:
     """
     Install Docker Engine and give /run/docker.sock the permissions the settings ask for.
 
     + refresh_apt_lists: False when the caller refreshed apt's lists earlier in the run (the
       bootstrap does), so the package install does not run ``apt-get update`` a second time
+    + base_packages: packages the caller needs on the host anyway (the bootstrap's). They come
+      in Docker's own apt run when docker.io is installed fresh, else in one run before it
+      (Docker's repository needs gnupg and ca-certificates first).
 
     Settings (``dindkit.settings.docker``) are validated before any fact is read.
     """
     values = DOCKER_SETTINGS.validate(host.data)
     APT_SETTINGS.validate(host.data)  # read by every apt step (dindkit.operations.apt)
     platform = current_platform()
+    # On a host without Docker, what rootless Docker, the audit rules and the caller need comes
+    # in Docker's own apt run (one apt and dpkg start, one round of triggers): "installed" then
+    # still means a fresh Docker. On a host with Docker, each part installs its own packages.
+    docker_source = values["docker_source"]
+    engine = DOCKER_CE_PACKAGES if docker_source == "docker-ce" else DISTRO_PACKAGES
+    fresh = not set(engine) <= set(host.get_fact(DebPackages))
+    joins_docker = fresh and docker_source == "distro"
+    if base_packages and not joins_docker:
+        apt_ops.packages(
+            name="Install the base packages",
+            packages=list(base_packages),
+            update=refresh_apt_lists,
+            no_recommends=True,
+        )
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
     _check_remap_user(values["docker_userns_remap"])
@@ -274,13 +291,9 @@ def install_docker(refresh_apt_lists: bool = True) -> None:
         name="Reload systemd units after the drop-in changed",
         _if=drop_in.did_change,
     )
-    # On a host without Docker, what rootless Docker and the audit rules need comes in Docker's
-    # own apt run (one apt and dpkg start, one round of triggers): "installed" then still means
-    # a fresh Docker. On a host with Docker, each part installs its own packages.
-    docker_source = values["docker_source"]
-    engine = DOCKER_CE_PACKAGES if docker_source == "docker-ce" else DISTRO_PACKAGES
-    fresh = not set(engine) <= set(host.get_fact(DebPackages))
     extras = rootless_packages(values) + audit_packages(values) if fresh else ()
+    if joins_docker:
+        extras = tuple(base_packages) + extras
     if docker_source == "docker-ce":
         installed = _docker_ce(values, platform, refresh_apt_lists, extras)
     else:

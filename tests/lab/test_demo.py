@@ -42,6 +42,8 @@ def assert_every_mode_said_what_it_proved(modes: dict[str, Any]) -> None:
     assert "CapEff is 0" in podman["no-capabilities"]
     rootless = {check["name"]: check["detail"] for check in modes["rootless"]["checks"]}
     assert "can neither read the host's" in rootless["no-escalation"]
+    # A fresh user store: the client image cut from the smoke image, not the smoke image.
+    assert "as dindkit-cli:" in rootless["load-image"], rootless["load-image"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,19 @@ def test_every_mode_passed_on_both_distros_sysbox_skipped(demo: DemoRun) -> None
     # The run's table, and the per-phase times of the demo.
     assert "HOST" in demo.output and "PASSED" in demo.output
     assert "Provision and smoke-test" in demo.output and "total" in demo.output
+
+
+def test_docker_and_the_base_packages_came_in_one_apt_run(demo: DemoRun) -> None:
+    """On a host without Docker the bootstrap's base packages join docker.io's apt run."""
+    assert "Install the base packages" not in demo.output
+    installs = [
+        line
+        for line in demo.output.splitlines()
+        if "dindkit apt: apt-get install" in line and " docker.io " in line
+    ]
+    # a progress line every 20 s of the install, which takes minutes under emulation
+    assert installs, demo.output[-3000:]
+    assert all(" jq " in line and " gnupg " in line for line in installs), installs
 
 
 @pytest.mark.parametrize("distro", DEMO_DISTROS)
