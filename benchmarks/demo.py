@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/demo.py compare --other /work/main [--prefix bench]
     .venv/bin/python benchmarks/demo.py hosts [--prefix bench]
 
-``compare`` runs this checkout's demo (lab PREFIX-new) and the other checkout's (its own venv,
-lab PREFIX-old) at the same time, so both see the same load, and prints for each the demo's
+``compare`` runs the other checkout's demo (its own venv, lab PREFIX-old), then this
+checkout's (lab PREFIX-new), each alone on the machine (``--together`` runs them at the same
+time; the shorter run then leaves the longer one alone for its last minutes, so the two do not
+see the same load), and prints for each the demo's
 phases, provisioning plus smoke, the per-operation table of the pyinfra run and each smoke
 step's seconds, then new / old, with and without the modes the other checkout lacks (each
 timed on its own line). ``hosts`` runs the demo on one bookworm VM, then on bookworm
@@ -82,12 +84,12 @@ def report(label: str, run: TimedRun, report_dir: Path) -> None:
     print_smoke_steps(report_dir)
 
 
-def compare(other: Path, prefix: str, root: Path) -> None:
+def compare(other: Path, prefix: str, root: Path, together: bool) -> None:
     jobs = {
-        "new": (CHECKOUT, f"{prefix}-new", root / "new"),
         "old": (other, f"{prefix}-old", root / "old"),
+        "new": (CHECKOUT, f"{prefix}-new", root / "new"),
     }
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(2 if together else 1) as pool:
         futures = {
             key: pool.submit(demo, checkout, name, ["bookworm"], report_dir)
             for key, (checkout, name, report_dir) in jobs.items()
@@ -99,7 +101,7 @@ def compare(other: Path, prefix: str, root: Path) -> None:
     # The modes the old checkout did not have are timed on their own lines, then left out.
     old_modes = mode_seconds(jobs["old"][2])
     added = {m: s for m, s in mode_seconds(jobs["new"][2]).items() if m not in old_modes}
-    print("\nside by side, same load:")
+    print(f"\nside by side, {'at the same time' if together else 'one after the other'}:")
     for mode, seconds in added.items():
         print(f"  new mode {mode} (not in old): {seconds:.0f} s")
     print(f"  provisioning + smoke: new {new:.0f} s, old {old:.0f} s, new / old {new / old:.2f}")
@@ -125,13 +127,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("compare", "hosts"))
     parser.add_argument("--other", type=Path, help="the checkout to compare with (compare)")
+    parser.add_argument("--together", action="store_true", help="compare: both demos at once")
     parser.add_argument("--prefix", default="bench")
     parser.add_argument("--report-root", type=Path, default=Path("reports/bench-demo"))
     args = parser.parse_args()
     if args.what == "compare":
         if args.other is None:
             parser.error("compare needs --other CHECKOUT")
-        compare(args.other.resolve(), args.prefix, args.report_root.resolve())
+        compare(args.other.resolve(), args.prefix, args.report_root.resolve(), args.together)
     else:
         hosts(args.prefix, args.report_root.resolve())
 
