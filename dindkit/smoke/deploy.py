@@ -198,7 +198,8 @@ def run_smoke_tests() -> None:
     cli_archive = ""
     if archive:
         path = Path(archive).expanduser()
-        if not path.is_file() and path == smoke_image_archive():
+        current_recipe = path == smoke_image_archive()
+        if not path.is_file() and current_recipe:
             build_smoke_image(progress=logger.info)  # the current recipe: build it now
         if not path.is_file():
             raise DeployError(
@@ -206,7 +207,9 @@ def run_smoke_tests() -> None:
                 "`dindkit images build`"
             )
         cli_image = dind_image = _upload_and_load("smoke image", path, IMPORT_CHANGES)
-        if "rootless" in values["smoke_modes"]:  # imported into the user's store by the mode
+        # rootless's client image is cut from the current recipe's archive; with an archive of
+        # the user's own, the mode copies that image into the user's store as before.
+        if "rootless" in values["smoke_modes"] and current_recipe:
             cli_archive = _upload("rootless client image", build_cli_image(progress=logger.info))
     else:
         cli_image, dind_image = values["smoke_images"]["cli"], values["smoke_images"]["dind"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -177,3 +178,25 @@ def test_two_greenlets_wait_for_one_build_without_blocking_the_process(tmp_path)
     assert result.returncode == 0, result.stderr
     assert builds.read_text() == "built\n"
     assert result.stdout.count("Built ") == 1
+
+
+def test_an_archive_of_the_users_own_builds_no_client_image(tmp_path):
+    """rootless's client image is cut only from the current recipe's archive: with another
+    archive the smoke deploy plans without building anything (the mode copies the image)."""
+    own = tmp_path / "own-smoke.tar.gz"
+    own.write_bytes(b"not read at plan time")
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", "deploys/smoke.py"]
+    command += ["--data", f"smoke_image_archive={own}", "--data", "smoke_modes=rootless"]
+    result = subprocess.run(
+        command,
+        cwd=Path(images.__file__).resolve().parents[1],
+        env={**os.environ, "DINDKIT_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Building" not in output and not cache.exists(), output
