@@ -1,12 +1,14 @@
 """Time deploys/docker.py on a fresh lab VM against a plain apt install on a second one.
 
     .venv/bin/python benchmarks/docker.py [--name bench-docker] [--distro bookworm] [--no-apt]
-        [--cpus 2 --memory 4096] [--keep] [--data KEY=VALUE ...]
+        [--cpus 2 --memory 4096] [--reruns 3] [--keep] [--data KEY=VALUE ...]
 
 Boots two labs of the same size on fresh overlays, NAME and NAME-apt, side by side. Then, at
 the same time: ``deploys/docker.py`` on the first (pyinfra's command line) and ``apt-get update
 && apt-get install -y docker.io`` over SSH on the second. Then the deploy's no-op rerun with
-``-v``: its seconds, changed operations, and the facts it read (one SSH round trip each).
+``-v``, ``--reruns`` times one after the other (the first comes while the new daemons still
+settle): their seconds and median, changed operations, and the facts read (one SSH round
+trip each).
 Prints the first run's per-operation table, the rerun's, and first run / apt. ``--data`` goes to
 both deploy runs (over the lab inventory's data): ``--data docker_rootless_users=[] --data
 docker_userns_remap=null --data docker_audit=false`` gives the deploy the plain install's scope
@@ -17,6 +19,7 @@ asserted but that the runs succeed.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -59,6 +62,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--memory", type=int, default=4096)
     parser.add_argument("--no-apt", action="store_true", help="skip the plain apt install VM")
+    parser.add_argument("--reruns", type=int, default=3, help="no-op reruns, one after another")
     parser.add_argument("--keep", action="store_true", help="leave the labs running")
     parser.add_argument(
         "--data", action="append", default=[], help="KEY=VALUE for both deploy runs"
@@ -80,17 +84,17 @@ def main() -> None:
             apt_future = None if args.no_apt else pool.submit(plain_apt, labs[1])
             first = first_future.result()
             apt = apt_future.result() if apt_future else None
-        rerun = deploy(labs[0].host, args.data, verbose=True)
+        reruns = [deploy(labs[0].host, args.data, verbose=True) for _ in range(args.reruns)]
     finally:
         if not args.keep:
             for name in names:
                 dindkit.lab.down(name)
 
     print_operations("deploys/docker.py, first run, per operation", first, minimum=1.0)
+    rerun = reruns[0]
     print_operations("deploys/docker.py, no-op rerun, per operation", rerun, minimum=0.5)
     facts = facts_loaded(rerun)
     counted = ", ".join(f"{fact} x{n}" if n > 1 else fact for fact, n in Counter(facts).items())
-    changed = changed_operation_names(rerun.output, labs[0].host)
     print(f"\ndeploys/docker.py on {args.distro}, {args.cpus} vCPU, {args.memory} MiB, TCG")
     print(f"data over the lab inventory's: {' '.join(args.data) or '(none)'}")
     print(f"{'labs up side by side (not the deploy)':<44} {boot:>8.1f} s")
@@ -98,11 +102,14 @@ def main() -> None:
     if apt is not None:
         print(f"{'plain apt-get update && install docker.io':<44} {apt:>8.1f} s  (same time)")
         print(f"{'first run / plain apt':<44} {first.seconds / apt:>8.2f}")
-    print(f"{'no-op rerun':<44} {rerun.seconds:>8.1f} s")
+    seconds = [run.seconds for run in reruns]
+    each = ", ".join(f"{value:.1f}" for value in seconds)
+    print(f"{'no-op rerun, median':<44} {statistics.median(seconds):>8.1f} s  ({each})")
+    changed = [name for run in reruns for name in changed_operation_names(run.output, labs[0].host)]
     print(f"  changed operations: {len(changed)} {changed or ''}")
     print(f"  facts read (SSH round trips): {len(facts)}: {counted}")
     restarted = "Restart" in "".join(changed)
-    updated = "apt-get update" in rerun.output
+    updated = any("apt-get update" in run.output for run in reruns)
     print(
         f"  restart: {'yes' if restarted else 'no'}, apt-get update: {'yes' if updated else 'no'}"
     )

@@ -12,10 +12,10 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import systemd
 
 from dindkit.operations import audit as audit_ops
 from dindkit.operations import docker as docker_ops
+from dindkit.operations import units as units_ops
 from dindkit.settings.docker import DOCKER_SETTINGS
 
 # Every rule dindkit writes carries this key: `ausearch -k dindkit-docker`.
@@ -44,9 +44,7 @@ def watch_docker_files(install_packages: bool = True) -> None:
     if present:
         if install_packages:
             docker_ops.apt_packages(name="Install auditd", packages=audit_packages(values))
-        systemd.service(
-            name="Enable and start auditd", service="auditd", running=True, enabled=True
-        )
+        units_ops.running_and_enabled(name="Enable and start auditd", units=["auditd"])
     audit_ops.docker_watch_rules(
         name=f"{'Write' if present else 'Remove'} the audit rules on Docker's files",
         rules_file=rules_file,

@@ -18,10 +18,11 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import systemd
 
 from dindkit.docker import install_docker
+from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
+from dindkit.operations import units as units_ops
 from dindkit.settings import SettingsTable
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
@@ -110,7 +111,7 @@ def time_keeper(installed: Any) -> str | None:
 
 
 def _time_sync() -> None:
-    keeper = time_keeper(host.get_fact(DebPackages))
+    keeper = time_keeper(read_once(DebPackages))
     if keeper is not None:
         host.noop(f"time sync is already provided by {keeper}")
         return
@@ -120,9 +121,6 @@ def _time_sync() -> None:
         update=False,  # the bootstrap refreshed the index first
         no_recommends=True,
     )
-    systemd.service(
-        name="Enable and start systemd-timesyncd",
-        service="systemd-timesyncd",
-        running=True,
-        enabled=True,
+    units_ops.running_and_enabled(
+        name="Enable and start systemd-timesyncd", units=["systemd-timesyncd"]
     )

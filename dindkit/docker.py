@@ -20,8 +20,10 @@ from pyinfra.operations.util import any_changed
 
 from dindkit.audit import audit_packages, watch_docker_files
 from dindkit.facts.docker import DockerPlatform, GroupEntry
+from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
+from dindkit.operations import units as units_ops
 from dindkit.rootless import rootless_docker, rootless_packages
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
@@ -199,11 +201,11 @@ def _distro(platform: Platform, refresh_apt_lists: bool, extras: tuple[str, ...]
 def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
     """Refuse, before anything runs, what the operations would refuse anyway: dindkit neither
     renumbers an existing group nor creates users, so these facts do not change during a run."""
-    entry = host.get_fact(GroupEntry, group=group)
+    entry = read_once(GroupEntry, group=group)
     if entry is not None and gid is not None and entry["gid"] != gid:
         raise DeployError(docker_ops.gid_mismatch(group, entry["gid"], gid))
     if users:
-        known = host.get_fact(Users)
+        known = read_once(Users)
         missing = [user for user in users if user not in known]
         if missing:
             raise DeployError(docker_ops.missing_users(missing))
@@ -219,7 +221,7 @@ def daemon_keys(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]
 
 def _check_remap_user(remap: str | None) -> None:
     """dockerd does not start when the remap user is missing; "default" it creates itself."""
-    if remap not in (None, "default") and remap not in host.get_fact(Users):
+    if remap not in (None, "default") and remap not in read_once(Users):
         raise DeployError(
             f"docker_userns_remap names a user that does not exist on this host: {remap} "
             '(use "default" to let dockerd create dockremap, or create the user first)'
@@ -247,7 +249,7 @@ def install_docker(refresh_apt_lists: bool = True, base_packages: tuple[str, ...
     # still means a fresh Docker. On a host with Docker, each part installs its own packages.
     docker_source = values["docker_source"]
     engine = DOCKER_CE_PACKAGES if docker_source == "docker-ce" else DISTRO_PACKAGES
-    fresh = not set(engine) <= set(host.get_fact(DebPackages))
+    fresh = not set(engine) <= set(read_once(DebPackages))
     joins_docker = fresh and docker_source == "distro"
     if base_packages and not joins_docker:
         apt_ops.packages(
@@ -312,17 +314,9 @@ def install_docker(refresh_apt_lists: bool = True, base_packages: tuple[str, ...
         wait_seconds=values["docker_daemon_wait_seconds"],
         _if=lambda: daemon.did_change() and not socket_changed() and not installed.did_change(),
     )
-    systemd.service(
-        name="Enable and start docker.socket",
-        service="docker.socket",
-        running=True,
-        enabled=True,
-    )
-    systemd.service(
-        name="Enable and start docker.service",
-        service="docker.service",
-        running=True,
-        enabled=True,
+    units_ops.running_and_enabled(
+        name="Enable and start docker.socket and docker.service",
+        units=["docker.socket", "docker.service"],
     )
     docker_ops.wait_for_docker(
         name="Wait until the newly installed dockerd answers docker info",

@@ -13,13 +13,12 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
-from pyinfra.operations import files
 
 from dindkit.facts.rootless import Account, AccountDict
 from dindkit.operations import docker as docker_ops
 from dindkit.operations import rootless as rootless_ops
 from dindkit.settings.docker import DOCKER_SETTINGS
-from dindkit.templating import render_io
+from dindkit.templating import render
 
 USER_UNIT = "/etc/systemd/user/docker.service"
 PACKAGES = ("uidmap", "dbus-user-session", "slirp4netns")
@@ -81,13 +80,10 @@ def rootless_docker(install_packages: bool = True) -> None:
             name="Install what rootless Docker needs",
             packages=rootless_packages(values),
         )
-    files.put(
+    docker_ops.config_file(
         name="Install the user unit for rootless dockerd",
-        src=render_io("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source]),
         dest=USER_UNIT,
-        user="root",
-        group="root",
-        mode="644",
+        content=render("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source]),
     )
     for user, account in accounts.items():
         rootless_ops.subordinate_ids(

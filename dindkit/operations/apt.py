@@ -32,6 +32,7 @@ from pyinfra.facts.server import Date
 from pyinfra.operations import files
 from pyinfra.operations.util.packaging import ensure_packages
 
+from dindkit.facts.reuse import read_once
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.templating import render
 
@@ -146,7 +147,7 @@ def packages(
         ensure_packages(
             host,
             list(packages),
-            host.get_fact(DebPackages),
+            read_once(DebPackages),
             present,
             install_command=verb,
             uninstall_command=verb,

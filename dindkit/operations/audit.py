@@ -14,7 +14,8 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
 from dindkit.facts.audit import DockerAuditPaths, LoadedAuditRules, rules_with_key
-from dindkit.templating import render_io
+from dindkit.operations.docker import config_file
+from dindkit.templating import render
 
 RULES_TEMPLATE = "etc/audit/rules.d/dindkit-docker.rules.j2"
 # /run/containerd appears only when containerd starts, after auditd has loaded its rules at
@@ -59,21 +60,13 @@ def docker_watch_rules(rules_file: str, key: str, present: bool = True):
         yield from files.file._inner(path=TMPFILES, present=False)
         return
     watches = host.get_fact(DockerAuditPaths)
-    yield from files.put._inner(
-        src=render_io(RULES_TEMPLATE, watches=watches, key=key),
-        dest=rules_file,
-        user="root",
-        group="root",
-        mode="640",
+    yield from config_file._inner(
+        dest=rules_file, content=render(RULES_TEMPLATE, watches=watches, key=key), mode="640"
     )
     in_run_dir = [w["path"] for w in watches if w["path"].startswith(CONTAINERD_RUN_DIR)]
     if in_run_dir:
-        yield from files.put._inner(
-            src=render_io(TMPFILES_TEMPLATE, socket=in_run_dir[0]),
-            dest=TMPFILES,
-            user="root",
-            group="root",
-            mode="644",
+        yield from config_file._inner(
+            dest=TMPFILES, content=render(TMPFILES_TEMPLATE, socket=in_run_dir[0])
         )
     else:
         yield from files.file._inner(path=TMPFILES, present=False)

@@ -36,6 +36,7 @@ from dindkit.facts.docker import (
     LegacySocketHack,
     LegacySocketHacks,
 )
+from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
 from dindkit.templating import render_io
 
@@ -164,7 +165,7 @@ def socket_group(group: str, gid: int | None = None):
 
         socket_group(name="Create the docker group", group="docker", gid=2375)
     """
-    entry = host.get_fact(GroupEntry, group=group)
+    entry = read_once(GroupEntry, group=group)
     if entry is None:
         gid_argument = f" --gid {int(gid)}" if gid is not None else ""
         yield f"groupadd --system{gid_argument} {shlex.quote(group)}"
@@ -189,11 +190,11 @@ def group_members(group: str, users: Iterable[str]):
         group_members(name="Let alice use Docker", group="docker", users=["alice"])
     """
     users = list(users)
-    known = host.get_fact(Users)
+    known = read_once(Users)
     missing = [user for user in users if user not in known]
     if missing:
         raise OperationError(missing_users(missing))
-    entry = host.get_fact(GroupEntry, group=group)
+    entry = read_once(GroupEntry, group=group)
     members = set(entry["members"]) if entry else set()
     to_add = [user for user in users if user not in members and group not in known[user]["groups"]]
     if not to_add:

@@ -110,7 +110,7 @@ class FakeHost:
         value = self.facts[key]
         if not args and not kwargs:
             return value
-        wanted = args_key(fact_cls, args, kwargs)
+        wanted = _normalise_key(args_key(fact_cls, args, kwargs))
         by_args = {_normalise_key(k): v for k, v in value.items()}
         if wanted not in by_args:
             raise KeyError(f"the case has no fact {key!r} for {wanted!r}")
