@@ -2,7 +2,7 @@
 
 - ``Account``: one user's UID, GID and home from the passwd database, and whether the home
   exists (None when there is no such user).
-- ``SubordinateIds``: the ranges of /etc/subuid or /etc/subgid.
+- ``SubordinateIds``: the ranges of /etc/subuid and /etc/subgid.
 - ``RootlessDockerd``: the user's rootless dockerd: enabled, up to date with its unit file,
   answering on the user's socket.
 """
@@ -14,6 +14,8 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 
+SUBORDINATE_ID_FILES = ("/etc/subuid", "/etc/subgid")
+FILE_MARK = "@@dindkit file"
 # Where `systemctl --user enable docker.service` links the unit, relative to the home.
 USER_UNIT_WANTED_BY = ".config/systemd/user/default.target.wants/docker.service"
 
@@ -68,28 +70,42 @@ class SubordinateRange(TypedDict):
     count: int
 
 
-class SubordinateIds(FactBase[list[SubordinateRange]]):
+class SubordinateIds(FactBase[dict[str, list[SubordinateRange]]]):
     """
-    The ranges in /etc/subuid or /etc/subgid (``owner:start:count`` lines), empty when the file
-    is absent. Malformed lines are skipped, as newuidmap skips them.
+    The ranges in /etc/subuid and /etc/subgid (``owner:start:count`` lines), by file, in one
+    command; a file that is absent has none. Malformed lines are skipped, as newuidmap skips them.
 
     .. code:: python
 
-        [{"owner": "alice", "start": 100000, "count": 65536}]
+        {"/etc/subuid": [{"owner": "alice", "start": 100000, "count": 65536}], "/etc/subgid": []}
     """
 
-    default = list
+    @staticmethod
+    def default() -> dict[str, list[SubordinateRange]]:
+        return {path: [] for path in SUBORDINATE_ID_FILES}
 
-    def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        return f"! test -f {quoted} || cat {quoted}"
+    def command(self) -> str:
+        files = " ".join(SUBORDINATE_ID_FILES)
+        return (
+            f'for file in {files}; do echo "{FILE_MARK} $file"; '
+            '! test -f "$file" || cat "$file"; done'
+        )
 
-    def process(self, output: list[str]) -> list[SubordinateRange]:
-        ranges: list[SubordinateRange] = []
+    def process(self, output: list[str]) -> dict[str, list[SubordinateRange]]:
+        ranges = self.default()
+        current: list[SubordinateRange] | None = None
         for line in output:
+            if line.startswith(f"{FILE_MARK} "):
+                current = ranges.setdefault(line[len(FILE_MARK) + 1 :].strip(), [])
+                continue
             parts = line.strip().split(":")
-            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-                ranges.append({"owner": parts[0], "start": int(parts[1]), "count": int(parts[2])})
+            if (
+                current is not None
+                and len(parts) == 3
+                and parts[1].isdigit()
+                and parts[2].isdigit()
+            ):
+                current.append({"owner": parts[0], "start": int(parts[1]), "count": int(parts[2])})
         return ranges
 
 

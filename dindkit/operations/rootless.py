@@ -16,6 +16,7 @@ from pyinfra.api import operation
 from pyinfra.facts.files import File
 
 from dindkit.facts.rootless import (
+    SUBORDINATE_ID_FILES,
     RootlessDockerd,
     SubordinateIds,
     SubordinateRange,
@@ -24,8 +25,7 @@ from dindkit.facts.rootless import (
 )
 from dindkit.templating import render
 
-SUBUID = "/etc/subuid"
-SUBGID = "/etc/subgid"
+SUBUID, SUBGID = SUBORDINATE_ID_FILES
 # Where useradd starts its ranges; also the size it gives each user.
 FIRST_SUBORDINATE_ID = 100000
 SUBORDINATE_COUNT = 65536
@@ -64,8 +64,9 @@ def subordinate_ids(user: str, uid: int, count: int = SUBORDINATE_COUNT):
         subordinate_ids(name="Give alice subordinate IDs", user="alice", uid=1000)
     """
     options = []
+    in_files = host.get_fact(SubordinateIds)
     for option, path in (("--add-subuids", SUBUID), ("--add-subgids", SUBGID)):
-        ranges = host.get_fact(SubordinateIds, path=path)
+        ranges = in_files.get(path, [])
         if any(_owns(entry, user, uid) and entry["count"] >= count for entry in ranges):
             continue
         start = free_range_start(ranges)
