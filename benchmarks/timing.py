@@ -21,6 +21,7 @@ from dindkit.lab.pyinfra_output import strip_ansi
 
 STARTING = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$")
 RESULTS = re.compile(r"^--> Results:")
+LOADING_CONFIG = re.compile(r"^--> Loading config")
 LOADED_FACT = re.compile(r"\]\s+Loaded fact (?P<fact>\S+)")
 SMOKE_STEP_END = re.compile(r"@@dindkit end (?P<step>\S+) (?P<rc>-?\d+)(?: (?P<seconds>[\d.]+))?")
 
@@ -62,11 +63,17 @@ def run_timed(
 
 
 def operation_seconds(run: TimedRun) -> list[tuple[str, float]]:
-    """(phase or operation, seconds) in run order: connect and plan first, then each operation."""
+    """(phase or operation, seconds) in run order: connect and plan first, then each operation.
+    A command that runs pyinfra after work of its own (the demo: images, labs) starts with a
+    row for that work."""
     rows: list[tuple[str, float]] = []
     name, since = "connect and plan (facts read at plan time)", 0.0
     for at, raw in run.lines:
         line = strip_ansi(raw).rstrip()
+        if LOADING_CONFIG.match(line) and not rows:
+            rows.append(("before pyinfra (the command's own work)", at))
+            since = at
+            continue
         started = STARTING.match(line)
         if started or RESULTS.match(line):
             rows.append((name, at - since))

@@ -29,6 +29,7 @@ from pyinfra.facts.server import Arch, KernelVersion, LinuxDistribution
 from pyinfra.operations import files, systemd
 
 from dindkit.facts.docker import DaemonJson
+from dindkit.facts.reuse import read_once
 from dindkit.facts.sysbox import (
     AppArmorRestrictUserns,
     DockerServerVersion,
@@ -131,15 +132,16 @@ def package_source(values: dict[str, Any], arch: str | None) -> PackageSource | 
 
 
 def host_facts() -> HostFacts:
-    distro = host.get_fact(LinuxDistribution)
+    """What the host checks read; the bootstrap and the smoke deploy read them once per run."""
+    distro = read_once(LinuxDistribution)
     return HostFacts(
-        pid1=host.get_fact(Pid1Comm),
+        pid1=read_once(Pid1Comm),
         distribution=distro["name"],
         release=release_of(distro["name"], distro["major"], distro["minor"]),
-        kernel=host.get_fact(KernelVersion),
-        arch=host.get_fact(Arch),
-        shiftfs=host.get_fact(ShiftfsModule),
-        apparmor_restrict_userns=host.get_fact(AppArmorRestrictUserns),
+        kernel=read_once(KernelVersion),
+        arch=read_once(Arch),
+        shiftfs=read_once(ShiftfsModule),
+        apparmor_restrict_userns=read_once(AppArmorRestrictUserns),
     )
 
 
@@ -157,7 +159,7 @@ def unavailable_reason() -> str | None:
     message = failure_message(checks)
     if message:
         return message
-    source = package_source(values, host.get_fact(Arch))
+    source = package_source(values, read_once(Arch))
     return source if isinstance(source, str) else None
 
 
@@ -181,7 +183,7 @@ def _installable_source(values: dict[str, Any]) -> PackageSource:
     message = failure_message(host_preflight())
     if message:
         raise DeployError(message)
-    source = package_source(values, host.get_fact(Arch))
+    source = package_source(values, read_once(Arch))
     if isinstance(source, str):
         raise DeployError(source)
     return source
