@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,14 @@ from dindkit.report import ModeResult, clear_other_runs, write_host
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke.modes import Context, Mode, build_mode, parse_output, q, script
+from dindkit.templating import render
 
 # One id per pyinfra run (the deploy module is imported once per run): names every object
 # the modes create and tells this run's report files from older ones.
 RUN_ID = os.environ.get("DINDKIT_SMOKE_RUN_ID") or secrets.token_hex(4)
 REMOTE_CACHE = "/var/cache/dindkit/images"
+IMPORT_SCRIPT = "smoke/import-images.sh.j2"
+IMPORT_MARK = "@@dindkit image"
 
 
 # Privilege settings a host's data may carry (a sudo user's inventory sets ``_sudo``).
@@ -70,17 +74,49 @@ def _fail(host_: Any, message: str) -> bool:
     return False
 
 
-def _load_archive(
-    state: Any, host: Any, archive: str, tag: str, changes: tuple[str, ...] = IMPORT_CHANGES
-) -> bool:
-    change_args = " ".join(f"--change {q(change)}" for change in changes)
-    command = (
-        f"if docker image inspect {q(tag)} >/dev/null 2>&1; then echo present; "
-        f"else docker import {change_args} {q(archive)} {q(tag)}; fi"
+@dataclass(frozen=True)
+class ImageArchive:
+    """An image archive uploaded to the host, and the image ``docker import`` makes of it."""
+
+    what: str  # "smoke image", for messages
+    archive: str  # its path on the host
+    tag: str
+    changes: tuple[str, ...]  # docker import --change instructions
+
+
+def import_script(images: list[ImageArchive]) -> str:
+    """The script that imports the archives the host lacks, side by side (templates/smoke/)."""
+    return render(
+        IMPORT_SCRIPT,
+        marker=IMPORT_MARK,
+        images=[
+            {"archive": q(image.archive), "tag": q(image.tag), "changes": map(q, image.changes)}
+            for image in images
+        ],
     )
-    ok, output = _run(host, command, 1800)
-    if not ok:
-        return _fail(host, f"Could not import {archive} as {tag}: {output.output}")
+
+
+def import_outcomes(output: str) -> dict[str, str]:
+    """Tag -> "present", "imported N" (seconds) or "failed", from the script's output."""
+    outcomes = {}
+    for line in output.splitlines():
+        if line.startswith(f"{IMPORT_MARK} "):
+            tag, _, outcome = line.removeprefix(f"{IMPORT_MARK} ").partition(" ")
+            outcomes[tag] = outcome
+    return outcomes
+
+
+def _import_archives(state: Any, host: Any, images: list[ImageArchive]) -> bool:
+    ok, output = _run(host, import_script(images), 1800)
+    outcomes = import_outcomes(output.output)
+    for image in images:
+        outcome = outcomes.get(image.tag, "failed")
+        if outcome.startswith("imported"):
+            host.log(f"{image.what} {image.tag} imported in {outcome.split()[-1]} s")
+    failed = [image for image in images if outcomes.get(image.tag, "failed") == "failed"]
+    if not ok or failed:
+        names = ", ".join(f"{image.what} {image.archive} as {image.tag}" for image in failed)
+        return _fail(host, f"Could not import {names or 'the images'}: {output.output}")
     return True
 
 
@@ -170,18 +206,9 @@ def _upload(what: str, path: Path) -> str:
     return remote
 
 
-def _upload_and_load(what: str, path: Path, changes: tuple[str, ...]) -> str:
-    """Upload an image archive to the host and load it unless the host has it; its tag."""
-    tag = image_tag(path)
-    remote = _upload(what, path)
-    python.call(
-        name=f"Load the {what} {tag} unless the host has it",
-        function=_load_archive,
-        archive=remote,
-        tag=tag,
-        changes=changes,
-    )
-    return tag
+def _upload_image(what: str, path: Path, changes: tuple[str, ...]) -> ImageArchive:
+    """Upload an image archive to the host; what importing it needs."""
+    return ImageArchive(what, _upload(what, path), image_tag(path), changes)
 
 
 @deploy("Smoke-test the Docker-in-Docker modes", data_defaults=SMOKE_SETTINGS.defaults)
@@ -196,6 +223,7 @@ def run_smoke_tests() -> None:
 
     archive = values["smoke_image_archive"]
     cli_archive = ""
+    imports: list[ImageArchive] = []
     if archive:
         path = Path(archive).expanduser()
         current_recipe = path == smoke_image_archive()
@@ -206,7 +234,9 @@ def run_smoke_tests() -> None:
                 f"smoke_image_archive {archive} does not exist: build it with "
                 "`dindkit images build`"
             )
-        cli_image = dind_image = _upload_and_load("smoke image", path, IMPORT_CHANGES)
+        smoke_image = _upload_image("smoke image", path, IMPORT_CHANGES)
+        imports.append(smoke_image)
+        cli_image = dind_image = smoke_image.tag
         # rootless's client image is cut from the current recipe's archive; with an archive of
         # the user's own, the mode copies that image into the user's store as before.
         if "rootless" in values["smoke_modes"] and current_recipe:
@@ -222,7 +252,15 @@ def run_smoke_tests() -> None:
     podman_image = ""
     if "podman" in values["smoke_modes"]:  # registry-free everywhere: built from Debian packages
         podman_archive = build_podman_image(progress=logger.info)
-        podman_image = _upload_and_load("podman image", podman_archive, PODMAN_CHANGES)
+        imports.append(_upload_image("podman image", podman_archive, PODMAN_CHANGES))
+        podman_image = imports[-1].tag
+    if imports:
+        python.call(
+            name=f"Import the {' and the '.join(image.what for image in imports)} unless the "
+            f"host has {'them' if len(imports) > 1 else 'it'}",
+            function=_import_archives,
+            images=imports,
+        )
 
     ctx = Context(
         run_id=RUN_ID,
