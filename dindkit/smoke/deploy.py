@@ -85,7 +85,7 @@ class ImageArchive:
 
 
 def import_script(images: list[ImageArchive]) -> str:
-    """The script that imports the archives the host lacks, side by side (templates/smoke/)."""
+    """The script that imports the archives the host lacks, one step (templates/smoke/)."""
     return render(
         IMPORT_SCRIPT,
         marker=IMPORT_MARK,
