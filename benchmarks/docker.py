@@ -68,6 +68,8 @@ def main() -> None:
         "--data", action="append", default=[], help="KEY=VALUE for both deploy runs"
     )
     args = parser.parse_args()
+    if args.reruns < 1:
+        parser.error(f"--reruns {args.reruns}: at least 1 (the tables and facts need a rerun)")
     names = [args.name] + ([] if args.no_apt else [f"{args.name}-apt"])
 
     def up(name: str) -> dindkit.lab.Lab:

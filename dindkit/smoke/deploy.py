@@ -109,11 +109,13 @@ def import_outcomes(output: str) -> dict[str, str]:
 def _import_archives(state: Any, host: Any, images: list[ImageArchive]) -> bool:
     ok, output = _run(host, import_script(images), 1800)
     outcomes = import_outcomes(output.output)
+    failed = []
     for image in images:
         outcome = outcomes.get(image.tag, "failed")
-        if outcome.startswith("imported"):
+        if outcome == "failed":
+            failed.append(image)
+        elif outcome.startswith("imported"):
             host.log(f"{image.what} {image.tag} imported in {outcome.split()[-1]} s")
-    failed = [image for image in images if outcomes.get(image.tag, "failed") == "failed"]
     if not ok or failed:
         names = ", ".join(f"{image.what} {image.archive} as {image.tag}" for image in failed)
         return _fail(host, f"Could not import {names or 'the images'}: {output.output}")
