@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dindkit.lab.pyinfra_output import changed_operation_names
 from tests.lab.conftest import DEMO_DISTROS, DemoRun, LabVM, lab_name
 
 pytestmark = pytest.mark.lab
@@ -78,6 +79,17 @@ def test_docker_and_the_base_packages_came_in_one_apt_run(demo: DemoRun) -> None
     # a progress line every 20 s of the install, which takes minutes under emulation
     assert installs, demo.output[-3000:]
     assert all(" jq " in line and " gnupg " in line for line in installs), installs
+
+
+@pytest.mark.parametrize("distro", DEMO_DISTROS)
+def test_a_fresh_install_restarts_no_daemon(demo: DemoRun, distro: str) -> None:
+    """The demo's labs had no Docker: the bootstrap configured socket and daemon.json before the
+    package first started dockerd, so no restart operation ran (the rule in dindkit/docker.py)."""
+    changed = changed_operation_names(demo.output, f"lab-{lab_name(distro)}")
+    assert "Install Docker Engine from the distribution (docker.io)" in changed, changed
+    assert "Wait until the newly installed dockerd answers docker info" in changed, changed
+    assert "Merge dindkit's options into /etc/docker/daemon.json" in changed, changed
+    assert not [name for name in changed if "Restart" in name], changed
 
 
 @pytest.mark.parametrize("distro", DEMO_DISTROS)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from pyinfra.api.exceptions import DeployError
 
-from dindkit.facts.audit import DOCKER_AUDIT_ITEMS, DockerAuditPaths, rules_with_key
+from dindkit.facts.audit import DOCKER_AUDIT_ITEMS, AuditItem, DockerAuditPaths, rules_with_key
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render
 
@@ -68,13 +69,45 @@ def test_paths_script_is_shellcheck_clean() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_paths_script_finds_what_exists() -> None:
-    """The fact's script, run here: it prints only paths that exist, binaries resolved."""
+def test_paths_script_prints_exactly_the_items_that_exist(tmp_path: Path) -> None:
+    """The fact's script run here over items in a scratch folder (so the outcome does not depend
+    on what this host has): a present path is printed, a missing one is not, a binary is found
+    in a bin directory with its symlink's target; ``process`` keeps what exists, drops blanks."""
+    present, missing = tmp_path / "etc-docker", tmp_path / "absent"
+    present.mkdir()
+    shell = next(Path(d) / "sh" for d in ("/usr/bin", "/bin") if (Path(d) / "sh").exists())
+    items = (
+        AuditItem("1", "path", str(present)),
+        AuditItem("2", "path", str(missing)),
+        AuditItem("3", "binary", "sh"),
+        AuditItem("4", "binary", "dindkit-no-such-binary"),
+    )
+    script = render("audit/docker-watch-paths.sh.j2", items=items)
+    output = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert f"1 {present}" in output and not [line for line in output if line.startswith("2 ")]
+    assert f"3 {shell}" in output
+    if shell.is_symlink():
+        assert f"3 {shell.resolve()}" in output
+    assert not [line for line in output if line.startswith("4 ")]
+    watches = DockerAuditPaths().process([*output, f"5 {tmp_path}/with blank"])
+    assert {"item": "1", "path": str(present)} in watches and len(watches) == len(output)
+    assert all(Path(watch["path"]).exists() for watch in watches), watches
+
+
+def test_paths_script_on_this_host_agrees_with_the_file_system() -> None:
+    """The real items, run here: a "path" item is printed if and only if it exists (on a host
+    without Docker that is "none of them", which this still checks)."""
     output = subprocess.run(
         ["sh", "-c", DockerAuditPaths().command()], capture_output=True, text=True, check=True
     ).stdout.splitlines()
+    printed = {path for _, _, path in (line.partition(" ") for line in output)}
+    for item in DOCKER_AUDIT_ITEMS:
+        if item.kind == "path":
+            assert (item.name in printed) == Path(item.name).exists(), item
     for watch in DockerAuditPaths().process(output):
-        assert subprocess.run(["test", "-e", watch["path"]]).returncode == 0, watch
+        assert Path(watch["path"]).exists(), watch
 
 
 def test_rules_file_has_one_watch_per_path() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import runpy
 import subprocess
 import sys
@@ -35,9 +37,31 @@ def failing_dry_run(*data: str) -> str:
 
 def test_validates_every_table() -> None:
     assert {t.capability for t in TABLES} == {t.capability for t in ALL_TABLES}
-    for table in TABLES:
-        for name, default in table.defaults.items():
-            assert DEFAULTS[name] == default
+    # One setting in two tables would have one table's default silently win in DEFAULTS.
+    names = [name for table in TABLES for name in table.defaults]
+    assert sorted(names) == sorted(set(names)), "a setting defined in two tables"
+
+
+def test_defaults_are_valid_normalised_values() -> None:
+    """What the deploy falls back to (its data_defaults) is what validation gives for no data,
+    and validating it again changes nothing: no default is refused or rewritten."""
+    assert validate({}) == DEFAULTS
+    assert validate(dict(DEFAULTS)) == DEFAULTS
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    """docs/settings.md, read as a user reads it: every setting the bootstrap takes is listed
+    there with the default the deploy really uses."""
+    documented: dict[str, object] = {}
+    for line in (ROOT / "docs" / "settings.md").read_text().splitlines():
+        row = re.match(r"^\| `(?P<name>\w+)` \| (?P<default>unset|`.*?`) \| ", line)
+        if row:
+            default = row["default"]
+            value = None if default == "unset" else json.loads(default[1:-1].replace("\\|", "|"))
+            documented[row["name"]] = value
+    missing = sorted(set(DEFAULTS) - set(documented))
+    assert not missing, f"not in docs/settings.md: {missing}"
+    assert {name: documented[name] for name in DEFAULTS} == DEFAULTS
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 from pathlib import Path
 
 import pytest
@@ -136,8 +137,25 @@ def test_kvm_command_line(tmp_path: Path) -> None:
 
 
 def test_free_port_is_bindable() -> None:
+    """The port is free: nobody answers on it, and we can bind and listen there ourselves."""
     port = vm.free_port()
     assert 1024 <= port <= 65535
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+        assert client.connect_ex(("127.0.0.1", port)) != 0, f"something listens on {port}"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", port))
+        server.listen(1)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+
+
+def test_free_port_is_not_a_port_in_use() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        taken = held.getsockname()[1]
+        ports = {vm.free_port() for _ in range(20)}
+    assert taken not in ports
 
 
 # --- accelerator choice --------------------------------------------------------------------
