@@ -39,6 +39,7 @@ import dindkit.lab
 from dindkit.lab.pyinfra_output import changed_operation_names, changed_operations
 from dindkit.paths import deploy_file, inventory_file
 from dindkit.runner import pyinfra_command
+from tests.checkout import CHECKOUT
 
 PREFIX = os.environ.get("DINDKIT_TEST_PREFIX", "test")
 CPUS = int(os.environ.get("DINDKIT_TEST_CPUS", "2"))
@@ -48,7 +49,6 @@ REBOOT_TIMEOUT = 600.0
 DEMO_DISTROS = ("bookworm", "trixie")
 DEMO_TIMEOUT = 3600.0
 DINDKIT = str(Path(sys.executable).with_name("dindkit"))
-ROOT = Path(__file__).resolve().parents[2]
 
 # What users have on their hosts before dindkit: a chmod 666 of the socket in /etc/rc.local
 # (applied now too, in case Docker is already there), daemon.json keys set by hand and an audit
@@ -277,7 +277,7 @@ class Background:
         command += ["--durations=5"]
         with log.open("w") as out:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def wait(self, timeout: float = DEMO_TIMEOUT) -> tuple[int, str]:

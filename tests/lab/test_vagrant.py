@@ -39,13 +39,13 @@ from dindkit.lab.box import BOX_NAMES, port_variable
 from dindkit.lab.image import ensure_image
 from dindkit.lab.pyinfra_output import changed_operation_names
 from dindkit.smoke.deploy import run_smoke_tests
+from tests.checkout import CHECKOUT
 from tests.lab.conftest import BACKGROUND
 
 # Part of `make lab`, in its own pytest process that the demo's fixture starts (conftest.py's
 # ``demo_run``) beside the shared VMs' modules; alone: `make lab-vagrant`.
 pytestmark = [pytest.mark.lab, pytest.mark.vagrant]
 
-ROOT = Path(__file__).resolve().parents[2]
 DISTRO = "bookworm"
 MACHINE = "debian12"
 SESSION_USER = "dindkit-vagrant"
@@ -223,7 +223,7 @@ def session() -> Iterator[Session]:
         "DINDKIT_CACHE": str(base / "cache"),
         "VAGRANT_HOME": str(base / "vagrant.d"),
         "VAGRANT_DOTFILE_PATH": str(base / "dot"),
-        "VAGRANT_CWD": str(ROOT),
+        "VAGRANT_CWD": str(CHECKOUT),
         "VAGRANT_CHECKPOINT_DISABLE": "1",
         "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1",
         "DINDKIT_VAGRANT_LOCAL_BOX": "1",
@@ -238,7 +238,7 @@ def session() -> Iterator[Session]:
             venv = base / "venv"
             for command in (
                 ["python3", "-m", "venv", str(venv)],
-                [str(venv / "bin" / "pip"), "install", "-q", str(ROOT)],
+                [str(venv / "bin" / "pip"), "install", "-q", str(CHECKOUT)],
             ):
                 result = current.run(*command, timeout=900)
                 assert result.returncode == 0, result.stdout + result.stderr

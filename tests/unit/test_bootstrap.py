@@ -13,18 +13,29 @@ import pytest
 from pyinfra.api.exceptions import DeployError
 
 from dindkit.bootstrap import DEFAULTS, TABLES, sysbox_decision, time_keeper, validate
+from dindkit.paths import deploy_file
 from dindkit.settings.catalog import ALL_TABLES
+from tests.checkout import project_file
 
-ROOT = Path(__file__).resolve().parents[2]
-PYINFRA_DRY = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", "deploys/bootstrap.py"]
+# The package's own deploy (the installed copy in a wheel run), from a scratch folder: `python -m`
+# puts the working folder first on sys.path, and the checkout's dindkit/ must not shadow the wheel.
+PYINFRA_DRY = [
+    sys.executable,
+    "-m",
+    "pyinfra",
+    "-y",
+    "--dry",
+    "@local",
+    str(deploy_file("bootstrap")),
+]
 
 
-def failing_dry_run(*data: str) -> str:
+def failing_dry_run(*data: str, cwd: Path) -> str:
     """Output of ``pyinfra --dry @local deploys/bootstrap.py --data ...``, which must fail."""
     data_arguments = [argument for item in data for argument in ("--data", item)]
     result = subprocess.run(
         [*PYINFRA_DRY, *data_arguments],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
@@ -53,7 +64,7 @@ def test_defaults_are_the_documented_ones() -> None:
     """docs/settings.md, read as a user reads it: every setting the bootstrap takes is listed
     there with the default the deploy really uses."""
     documented: dict[str, object] = {}
-    for line in (ROOT / "docs" / "settings.md").read_text().splitlines():
+    for line in project_file("docs", "settings.md").read_text().splitlines():
         row = re.match(r"^\| `(?P<name>\w+)` \| (?P<default>unset|`.*?`) \| ", line)
         if row:
             default = row["default"]
@@ -74,8 +85,8 @@ def test_defaults_are_the_documented_ones() -> None:
         ("smoke_modes=dood,lxc", "smoke_modes"),
     ],
 )
-def test_bad_setting_stops_before_any_operation(data: str, key: str) -> None:
-    output = failing_dry_run(data)
+def test_bad_setting_stops_before_any_operation(data: str, key: str, tmp_path: Path) -> None:
+    output = failing_dry_run(data, cwd=tmp_path)
     errors = [line for line in output.splitlines() if "Invalid setting" in line]
     assert len(errors) == 1 and key in errors[0], output
     assert "Traceback" not in output
@@ -102,7 +113,7 @@ def test_sysbox_required_makes_the_reason_an_error() -> None:
 
 
 def test_vps_example_groups_are_valid() -> None:
-    namespace = runpy.run_path(str(ROOT / "inventories" / "vps.example.py"))
+    namespace = runpy.run_path(str(project_file("inventories", "vps.example.py")))
     groups = {
         name: value
         for name, value in namespace.items()
@@ -123,9 +134,9 @@ def test_time_sync_leaves_another_time_daemon_alone() -> None:
     assert time_keeper({"systemd-timesyncd": ["252"]}) is None
 
 
-def test_sysbox_required_stops_the_host_in_one_line() -> None:
+def test_sysbox_required_stops_the_host_in_one_line(tmp_path: Path) -> None:
     # Offline without a package, Sysbox can never be installed, whatever this machine is.
-    output = failing_dry_run("sysbox_required=true", "sysbox_offline=true")
+    output = failing_dry_run("sysbox_required=true", "sysbox_offline=true", cwd=tmp_path)
     errors = [line for line in output.splitlines() if "sysbox_required" in line]
     assert len(errors) == 1 and "cannot be installed" in errors[0], output
     assert "Traceback" not in output

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
-PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+from tests.checkout import CHECKOUT
+
+DOCS = CHECKOUT / "docs"
+PAGES = [CHECKOUT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
@@ -66,9 +67,9 @@ def broken_links(page: Path) -> list[str]:
     return broken
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(CHECKOUT)))
 def test_every_relative_link_resolves(page: Path) -> None:
-    assert broken_links(page) == [], f"broken links in {page.relative_to(ROOT)}"
+    assert broken_links(page) == [], f"broken links in {page.relative_to(CHECKOUT)}"
 
 
 def test_every_docs_page_is_in_the_index_and_the_index_in_the_readme() -> None:
@@ -79,7 +80,7 @@ def test_every_docs_page_is_in_the_index_and_the_index_in_the_readme() -> None:
             assert page.resolve() in listed, (
                 f"docs/{page.name} is not listed in docs/README.md: add a line for it"
             )
-    readme_targets = {target.partition("#")[0] for target in relative_links(ROOT / "README.md")}
+    readme_targets = {target.partition("#")[0] for target in relative_links(CHECKOUT / "README.md")}
     assert "docs/README.md" in readme_targets
 
 

@@ -37,8 +37,9 @@ from pyinfra.api import Config, FileUploadCommand, FunctionCommand, StringComman
 from pyinfra.context import ctx_host, ctx_state
 
 from dindkit.templating import render
+from tests.checkout import project_file
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = project_file("tests", "fixtures")
 
 
 def _cases(kind: str) -> list[Any]:

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from dindkit import images
+from dindkit.paths import deploy_file
 
 
 def test_archive_lives_in_the_cache_named_by_the_recipe(monkeypatch, tmp_path):
@@ -148,6 +149,7 @@ from gevent import monkey
 monkey.patch_all()  # as pyinfra's CLI does: each host is planned in a greenlet
 import gevent
 from dindkit import images
+from dindkit.paths import deploy_file
 jobs = [gevent.spawn(images.build_podman_image, progress=print) for _ in range(2)]
 gevent.joinall(jobs, raise_error=True)
 assert jobs[0].value == jobs[1].value
@@ -186,11 +188,11 @@ def test_an_archive_of_the_users_own_builds_no_client_image(tmp_path):
     own = tmp_path / "own-smoke.tar.gz"
     own.write_bytes(b"not read at plan time")
     cache = tmp_path / "cache"
-    command = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", "deploys/smoke.py"]
+    command = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file("smoke"))]
     command += ["--data", f"smoke_image_archive={own}", "--data", "smoke_modes=rootless"]
     result = subprocess.run(
         command,
-        cwd=Path(images.__file__).resolve().parents[1],
+        cwd=tmp_path,
         env={**os.environ, "DINDKIT_CACHE": str(cache)},
         capture_output=True,
         text=True,

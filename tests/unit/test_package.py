@@ -10,6 +10,7 @@ dindkit of the same version, and the venv's own site-packages comes before borro
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+import dindkit
+from dindkit import paths
+from tests.checkout import CHECKOUT
 
 
 def run(*command: str | Path, cwd: Path) -> str:
@@ -34,7 +37,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ folder of a fresh venv with the dindkit wheel installed in it."""
     base = tmp_path_factory.mktemp("package")
     run(
-        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", base / "dist", ROOT, cwd=base
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        base / "dist",
+        CHECKOUT,
+        cwd=base,
     )
     (wheel,) = (base / "dist").glob("dindkit-*.whl")
     venv.create(base / "venv", with_pip=False)
@@ -79,7 +91,28 @@ def test_installed_package_renders_its_templates(installed: Path, tmp_path: Path
     )
     output = run(installed / "python", "-c", script, cwd=tmp_path)
     location, deploy_found, *rendered = output.splitlines()
-    assert not location.startswith(str(ROOT)), "the checkout was imported, not the wheel"
+    assert not location.startswith(str(CHECKOUT)), "the checkout was imported, not the wheel"
     assert location.startswith(str(installed.parent)), f"not the test venv's dindkit: {location}"
     assert deploy_found == "True"
     assert "SocketMode=0660" in rendered and "SocketGroup=docker" in rendered
+
+
+def test_the_suite_tests_the_dindkit_it_was_asked_to(checkout: Path) -> None:
+    """``make unit`` runs this suite twice: against the editable install (dindkit/ of this
+    checkout) and with DINDKIT_TEST_INSTALLED=wheel against a wheel in .venv-wheel's
+    site-packages. Either way the imported dindkit must be the intended one, else the second
+    run would quietly test the checkout again."""
+    imported = Path(dindkit.__file__).resolve()
+    if os.environ.get("DINDKIT_TEST_INSTALLED") == "wheel":
+        site_packages = Path(sysconfig.get_path("purelib")).resolve()
+        assert imported == site_packages / "dindkit" / "__init__.py", imported
+        checkout_package = checkout / "dindkit"
+        assert not imported.is_relative_to(checkout_package), f"the checkout's: {imported}"
+        assert site_packages / "dindkit" / "templates" == paths.TEMPLATES_DIR
+        assert paths.DEPLOYS_DIR.is_relative_to(site_packages)
+    else:
+        assert imported == checkout / "dindkit" / "__init__.py", (
+            f"{imported} is not this checkout's dindkit; to test an installed wheel, set "
+            "DINDKIT_TEST_INSTALLED=wheel (make unit does)"
+        )
+        assert checkout / "templates" == paths.TEMPLATES_DIR

@@ -4,16 +4,15 @@ two commands exist, and the files the pages name are there."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from dindkit.settings.catalog import ALL_TABLES
 from dindkit.settings.readme import BEGIN, END, current, generate
+from tests.checkout import CHECKOUT, project_file
 
-ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+README = project_file("README.md").read_text()
 # From this checkout, not from dindkit's location: the tests also run against an installed wheel.
-SETTINGS = (ROOT / "docs" / "settings.md").read_text()
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SETTINGS = project_file("docs", "settings.md").read_text()
+PAGES = [CHECKOUT / "README.md", *sorted((CHECKOUT / "docs").glob("*.md"))]
 
 
 def test_settings_tables_match_the_code() -> None:
@@ -32,7 +31,7 @@ def test_every_setting_is_documented_once() -> None:
 
 
 def test_two_commands_are_make_targets_on_the_first_screen() -> None:
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = project_file("Makefile").read_text()
     first_screen = README[: README.index("## Two commands") + 400]
     for target in ("demo", "test"):
         assert f"make {target}   #" in first_screen
@@ -45,4 +44,4 @@ def test_files_the_pages_name_exist() -> None:
             r"`((?:deploys|inventories|scripts|dindkit|templates|benchmarks)/[\w./-]+)`",
             page.read_text(),
         ):
-            assert (ROOT / path).exists(), f"{page.name} names {path}, which does not exist"
+            assert (CHECKOUT / path).exists(), f"{page.name} names {path}, which does not exist"

@@ -38,8 +38,7 @@ from dindkit.vagrant import (
     running_machines,
     wanted_machines,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.checkout import CHECKOUT, project_file
 
 VAGRANT_ENV = {
     **os.environ,
@@ -55,7 +54,7 @@ def _validate(env: dict[str, str]) -> None:
     assert vagrant, "vagrant is not installed: run ./scripts/install-host-packages"
     result = subprocess.run(
         [vagrant, "validate"],
-        cwd=ROOT,
+        cwd=CHECKOUT,
         env=env,
         capture_output=True,
         text=True,
@@ -71,7 +70,7 @@ def test_vagrant_validate() -> None:
 
 
 def test_vagrantfile_machines() -> None:
-    text = (ROOT / "Vagrantfile").read_text()
+    text = project_file("Vagrantfile").read_text()
     for name in ("debian12", "debian13", "ubuntu2204", "ubuntu2404"):
         assert f'"{name}" =>' in text, name
     assert 'synced_folder ".", "/vagrant", disabled: true' in text
@@ -171,7 +170,7 @@ def test_box_vagrantfile_runs_without_a_bridge() -> None:
 
 
 def test_project_vagrantfile_keeps_no_libvirt_workarounds() -> None:
-    text = (ROOT / "Vagrantfile").read_text()
+    text = project_file("Vagrantfile").read_text()
     for workaround in ("mgmt_attach", "qemuargs", "get_ipaddress", "qemu_use_session"):
         assert workaround not in text, workaround
     assert "config.ssh.insert_key = true" in text
@@ -257,9 +256,9 @@ def test_added_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_offline_inventory_data(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = {"status": STATUS, "ssh-config": SSH_CONFIG}
     monkeypatch.setattr("dindkit.vagrant._vagrant", lambda *arguments, cwd: answers[arguments[0]])
-    plain = dict(inventory(ROOT))
+    plain = dict(inventory(CHECKOUT))
     assert "docker_source" not in plain["debian12"]
-    data = dict(inventory(ROOT, "debian12", offline=True))["debian12"]
+    data = dict(inventory(CHECKOUT, "debian12", offline=True))["debian12"]
     assert data["docker_source"] == "distro" and data["sysbox_offline"] is True
     assert data["bootstrap_time_sync"] is False
     assert data["smoke_image_archive"] == str(smoke_image_archive())
