@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,43 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def agents_of(home: Path) -> list[int]:
+    """Pids of the gpg-agent processes serving ``home``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        if words and words[0].endswith(b"gpg-agent") and str(home).encode() in words:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def stop_agents(home: Path) -> None:
+    """Stop what gpg started for ``home`` and check that nothing of it is left (bounded wait:
+    the agent exits shortly after gpgconf asks it to)."""
+    assert agents_of(home), "no gpg-agent for the test's home: the check below would prove nothing"
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True)
+    deadline = time.monotonic() + 30
+    while agents_of(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert agents_of(home) == [], f"gpg-agent still runs for {home}"
+
+
 @pytest.fixture(scope="module")
-def throwaway_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """An armored public key file and its fingerprint."""
+def throwaway_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """An armored public key file and its fingerprint; the gpg-agent that generating it started
+    is stopped after the module's tests."""
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
+    try:
+        yield make_key(home)
+    finally:
+        stop_agents(home)
+
+
+def make_key(home: Path) -> tuple[Path, str]:
     gpg = ["gpg", "--batch", "--homedir", str(home), "--passphrase", ""]
     identity = "dindkit test key <test@example.invalid>"
     subprocess.run(
