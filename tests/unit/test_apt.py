@@ -21,6 +21,7 @@ from pyinfra.api.exceptions import DeployError
 from dindkit.operations.apt import UPDATE_STEP, run_step, script
 from dindkit.paths import deploy_file
 from dindkit.settings.apt import APT_SETTINGS
+from tests import shellcheck
 
 PYINFRA_DRY_LOCAL = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local"]
 
@@ -229,9 +230,6 @@ def test_a_failing_update_ends_with_one_clear_line_and_apts_own(target: Target) 
 
 
 def test_script_is_shellcheck_clean(target: Target) -> None:
-    if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed here")
     path = target.root / "apt-steps.sh"
     path.write_text(target.script(STEPS))
-    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(path) == []

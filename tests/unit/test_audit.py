@@ -3,7 +3,6 @@ rules file as they reach a host. Operations and facts: tests/fixtures/*/dindkit.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from pyinfra.api.exceptions import DeployError
 from dindkit.facts.audit import DOCKER_AUDIT_ITEMS, AuditItem, DockerAuditPaths, rules_with_key
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render
+from tests import shellcheck
 
 # Bad values of the audit settings (tests/unit/test_settings_docker.py checks every row has one).
 BAD_AUDIT_SETTINGS = [
@@ -60,13 +60,7 @@ def test_items_cover_cis_1_1_3_to_1_1_18() -> None:
 
 
 def test_paths_script_is_shellcheck_clean() -> None:
-    if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed")
-    script = DockerAuditPaths().command()
-    result = subprocess.run(
-        ["shellcheck", "--shell=sh", "-"], input=script, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(DockerAuditPaths().command(), shell="sh") == []
 
 
 def test_paths_script_prints_exactly_the_items_that_exist(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from dindkit.operations.rootless import free_range_start, user_dockerd_script
 from dindkit.rootless import BIN_DIRS, account_problem
 from dindkit.settings.docker import DAEMON_OPTION_DEFAULTS, DOCKER_SETTINGS
 from dindkit.templating import render
+from tests import shellcheck
 
 
 def account(uid: int = 1000, home: str = "/home/alice", home_exists: bool = True) -> dict:
@@ -46,15 +45,12 @@ def test_new_ranges_start_after_every_existing_one() -> None:
 
 @pytest.mark.parametrize("restart", [False, True])
 def test_user_dockerd_script_passes_shellcheck(restart: bool, tmp_path: Path) -> None:
-    if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed (Debian package shellcheck)")
     script = user_dockerd_script("alice", 1000, "/home/alice", restart, 60)
     assert ("systemctl --user restart docker.service" in script) is restart
     assert "unix:///run/user/1000/docker.sock" in script
     path = tmp_path / "user-dockerd.sh"
     path.write_text(script)
-    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(path) == []
 
 
 @pytest.mark.parametrize("source", sorted(BIN_DIRS))

@@ -7,16 +7,14 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import shutil
 import stat
 import subprocess
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from dindkit.images import IMPORT_CHANGES
 from dindkit.smoke.deploy import ImageArchive, import_outcomes, import_script
+from tests import shellcheck
 
 # docker: `image inspect TAG` succeeds for tags in $PRESENT; `import [--change X]... SRC TAG`
 # lists SRC (or stdin for -) with tar into $LOG/TAG.list and logs its arguments;
@@ -65,21 +63,12 @@ def _run(tmp_path: Path, images: list[ImageArchive], present: str = "") -> tuple
     return result.returncode, result.stdout + result.stderr
 
 
-def test_script_is_shellcheck_clean(tmp_path: Path) -> None:
-    if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed")
+def test_script_is_shellcheck_clean() -> None:
     images = [
         ImageArchive("smoke image", "/var/cache/a b.tar.gz", "dindkit-smoke:1", IMPORT_CHANGES),
         ImageArchive("podman image", "/var/cache/p.tar.gz", "dindkit-podman:2", ()),
     ]
-    result = subprocess.run(
-        ["shellcheck", "--shell=sh", "-"],
-        input=import_script(images),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(import_script(images), shell="sh") == []
 
 
 def test_imports_what_the_host_lacks_through_gzip(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from dindkit.report import Check
 from dindkit.smoke import modes
 from dindkit.smoke.deploy import summarise
 from dindkit.smoke.modes import rootless, sysbox, userns
+from tests import shellcheck
 
 CTX = modes.Context(
     run_id="0a1b2c3d",
@@ -43,16 +44,14 @@ def body(name: str) -> str:
 def test_every_mode_script_passes_shellcheck(name, tmp_path):
     path = tmp_path / f"{name}.sh"
     path.write_text(script(name))
-    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(path) == []
 
 
 @pytest.mark.parametrize("inner", modes.common.INNER_SCRIPTS)
 def test_every_inner_script_passes_shellcheck(inner, tmp_path):
     path = tmp_path / f"{inner}.sh"
     path.write_text(modes.common.inner_script(inner))
-    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(path) == []
 
 
 @pytest.mark.parametrize("name", modes.BUILDERS)

@@ -38,6 +38,7 @@ from dindkit.vagrant import (
     running_machines,
     wanted_machines,
 )
+from tests import shellcheck
 from tests.checkout import CHECKOUT, project_file
 
 VAGRANT_ENV = {
@@ -191,13 +192,9 @@ def test_guest_files_make_the_vagrant_user() -> None:
 
 
 def test_guest_init_script_is_shellcheck_clean(tmp_path: Path) -> None:
-    shellcheck = shutil.which("shellcheck")
-    if not shellcheck:
-        pytest.skip("shellcheck is not installed")
     script = tmp_path / "dindkit-vagrant-init"
     script.write_text(guest_files()["/usr/local/sbin/dindkit-vagrant-init"])
-    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(script) == []
 
 
 def test_insecure_key_is_vagrants_own() -> None:
