@@ -171,6 +171,7 @@ def test_two_greenlets_wait_for_one_build_without_blocking_the_process(tmp_path)
     }
     result = subprocess.run(
         [sys.executable, "-c", TWO_HOSTS_PLANNING],
+        cwd=tmp_path,  # not the checkout: `python -c` would import its dindkit/ first
         env=env,
         capture_output=True,
         text=True,

@@ -206,8 +206,30 @@ def test_wait_for_ssh_gives_up_when_qemu_is_gone(tmp_path: Path) -> None:
         vm.wait_for_ssh(lab, timeout=5, answers=lambda _: False)
 
 
-def test_wait_for_ssh_returns_when_ssh_answers(tmp_path: Path) -> None:
-    assert vm.wait_for_ssh(make_lab(tmp_path), timeout=5, answers=lambda _: True) < 1
+def test_wait_for_ssh_returns_when_ssh_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It returns at the first answer without a pause (counted, not timed: a loaded machine
+    can stall any process for a second)."""
+    pauses: list[float] = []
+    monkeypatch.setattr(vm.time, "sleep", pauses.append)
+    asked: list[Lab] = []
+
+    def answers(lab: Lab) -> bool:
+        asked.append(lab)
+        return True
+
+    waited = vm.wait_for_ssh(make_lab(tmp_path), timeout=5, answers=answers)
+    assert len(asked) == 1 and pauses == [] and waited >= 0
+
+
+def test_wait_for_ssh_pauses_between_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(vm.time, "sleep", pauses.append)
+    monkeypatch.setattr(state.Lab, "running", property(lambda _: True))
+    answers = iter([False, False, True])
+    vm.wait_for_ssh(make_lab(tmp_path), timeout=60, answers=lambda _: next(answers))
+    assert pauses == [2, 2]
 
 
 # --- state -------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_daemon_json_removal_keeps_the_users_entries() -> None:
     else True,
     reason="needs a machine whose PID 1 is not systemd",
 )
-def test_local_dry_run_without_systemd_stops_with_one_line() -> None:
+def test_local_dry_run_without_systemd_stops_with_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -182,6 +182,7 @@ def test_local_dry_run_without_systemd_stops_with_one_line() -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file("sysbox"))],
+        cwd=tmp_path,  # not the checkout: `python -m` would import its dindkit/ first
         capture_output=True,
         text=True,
         timeout=120,
