@@ -14,6 +14,8 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
+from dindkit.settings import ascii_number
+
 SYSBOX_SERVICES = ("sysbox", "sysbox-mgr", "sysbox-fs")
 
 
@@ -84,7 +86,7 @@ class AppArmorRestrictUserns(FactBase[int | None]):
 
     def process(self, output: list[str]) -> int | None:
         line = _first_line(output)
-        return int(line) if line and line.isdigit() else None
+        return ascii_number(line) if line else None
 
 
 class SysboxVersion(FactBase[str | None]):
