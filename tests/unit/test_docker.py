@@ -150,7 +150,7 @@ CLI_BAD = [
     ("docker_userns_remap=root", "Invalid setting docker_userns_remap='root'"),
     ("docker_rootless_users=root", "Invalid setting docker_rootless_users='root'"),
     ("docker_socket_group=root", "Invalid setting docker_socket_group='root'"),
-    ("docker_socket_gid=１２", "Invalid setting docker_socket_gid='１２'"),
+    ("docker_socket_gid=\uff11\uff12", "Invalid setting docker_socket_gid='\uff11\uff12'"),
     ("docker_apt_repo_base=https://x/$(touch /tmp/pwned)", "Invalid setting docker_apt_repo_base="),
 ]
 

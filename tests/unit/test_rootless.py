@@ -50,7 +50,7 @@ def test_user_dockerd_script_passes_shellcheck(restart: bool, tmp_path: Path) ->
         pytest.skip("shellcheck is not installed (Debian package shellcheck)")
     script = user_dockerd_script("alice", 1000, "/home/alice", restart, 60)
     assert ("systemctl --user restart docker.service" in script) is restart
-    assert "unix:///run/user/1000/docker.sock" in script
+    assert "\nsocket=/run/user/1000/docker.sock\n" in script and '"unix://$socket"' in script
     path = tmp_path / "user-dockerd.sh"
     path.write_text(script)
     result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True, check=False)
