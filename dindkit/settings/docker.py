@@ -45,7 +45,7 @@ def socket_mode(value: Any) -> str:
         raise SettingError(
             'a socket mode must be a quoted string of octal digits such as "0660"; '
             f"{type(value).__name__} {value!r} is not (pyinfra --data and YAML turn 0660 into "
-            "the int 660 and Python reads 0o660 as 432)"
+            'the int 660 and Python reads 0o660 as 432); allowed: "0600" to "0660"'
         )
     if not re.fullmatch(r"0?[0-7]{3}", value):
         raise SettingError('allowed: 3 or 4 octal digits such as "0660" (no setuid/sticky bits)')
@@ -205,17 +205,21 @@ def daemon_options(value: Any) -> dict[str, Any]:
     if "hosts" in options:
         raise SettingError(
             '"hosts" conflicts with the -H fd:// that docker.service passes (dockerd refuses to '
-            "start with both); the socket is managed through docker.socket"
+            "start with both); the socket is managed through docker.socket. Allowed: any "
+            'daemon.json key but "hosts" and "userns-remap"'
         )
     if "userns-remap" in options:
-        raise SettingError('set "userns-remap" through docker_userns_remap')
+        raise SettingError(
+            'set "userns-remap" through docker_userns_remap. Allowed: any daemon.json key but '
+            '"hosts" and "userns-remap"'
+        )
     for key, option in options.items():
         if not isinstance(key, str):
-            raise SettingError(f"allowed: string keys; {key!r} is not one")
+            raise SettingError(f"allowed: a mapping with string keys; {key!r} is not one")
         if key in KNOWN_DAEMON_OPTIONS:
             is_valid, allowed = KNOWN_DAEMON_OPTIONS[key]
             if not is_valid(option):
-                raise SettingError(f'"{key}" must be {allowed}, not {option!r}')
+                raise SettingError(f'allowed for "{key}": {allowed}, not {option!r}')
     return options
 
 
