@@ -58,7 +58,7 @@ class SettingsTable:
             if value is None:
                 value = setting.default
             raw = typed.get(setting.name)
-            if type(value) is int and raw is not None and ascii_number(raw) is None:
+            if type(value) is int and raw is not None and not raw.isascii():
                 # pyinfra's --data turned it into a number with int(), which reads any digits.
                 raise DeployError(
                     f"Invalid setting {setting.name}={raw!r}: allowed: a number in ASCII digits"
