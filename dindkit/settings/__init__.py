@@ -98,6 +98,17 @@ def command_line_data(argv: list[str] | None = None) -> dict[str, str]:
 
 
 # Checks. Each returns the normalised value or raises SettingError("<what is allowed>").
+# ``allows`` records, per check, the short text docs/settings.md shows as "Allowed".
+ALLOWED: dict[Check, str] = {}
+
+
+def allows(check: Check, text: str) -> Check:
+    ALLOWED[check] = text
+    return check
+
+
+def allowed_text(check: Check) -> str:
+    return ALLOWED.get(check, "")
 
 
 def one_of(*choices: Any) -> Check:
@@ -106,7 +117,7 @@ def one_of(*choices: Any) -> Check:
             raise SettingError("allowed: " + ", ".join(repr(choice) for choice in choices))
         return value
 
-    return check
+    return allows(check, "one of " + ", ".join(f"`{choice}`" for choice in choices))
 
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -120,6 +131,9 @@ def boolean(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
     raise SettingError("allowed: true or false")
+
+
+allows(boolean, "true or false (also yes/no, on/off, 1/0)")
 
 
 ASCII_NUMBER = re.compile(r"[0-9]+")
@@ -150,7 +164,7 @@ def integer(minimum: int, maximum: int) -> Check:
             raise SettingError(allowed)
         return value
 
-    return check
+    return allows(check, f"a whole number from {minimum} to {maximum} (ASCII digits)")
 
 
 def optional(inner: Check) -> Check:
@@ -161,7 +175,7 @@ def optional(inner: Check) -> Check:
             return None
         return inner(value)
 
-    return check
+    return allows(check, f"unset, or {allowed_text(inner)}")
 
 
 def matching(pattern: str, what: str) -> Check:
@@ -172,7 +186,7 @@ def matching(pattern: str, what: str) -> Check:
             raise SettingError(f"allowed: {what}")
         return value
 
-    return check
+    return allows(check, what)
 
 
 def list_of(inner: Check, at_least: int = 0) -> Check:
@@ -192,13 +206,19 @@ def list_of(inner: Check, at_least: int = 0) -> Check:
             raise SettingError(f"allowed: each item once; repeated: {', '.join(repeated)}")
         return items
 
-    return check
+    least = f"at least {at_least}, " if at_least else ""
+    return allows(
+        check, f"a list ({least}each once; `a,b` on the command line) of: " + allowed_text(inner)
+    )
 
 
 def mapping(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise SettingError("allowed: a mapping (dict)")
     return dict(value)
+
+
+allows(mapping, "a mapping")
 
 
 # An http(s) URL of the characters a mirror's address needs: host (name, IPv4, or [IPv6]),
@@ -223,10 +243,20 @@ def url(value: Any) -> str:
     return value.rstrip("/")
 
 
+allows(
+    url,
+    "an http:// or https:// URL: host, optional port, path of letters, digits and "
+    "`._~%+=,@:/-` (no spaces, quotes or shell characters)",
+)
+
+
 def sha256(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise SettingError("allowed: a sha256 checksum, 64 hexadecimal digits")
     return value.lower()
+
+
+allows(sha256, "64 hexadecimal digits")
 
 
 # POSIX-portable account names as useradd/groupadd accept them by default.
@@ -244,6 +274,9 @@ def user_name(value: Any) -> str:
     if name == "root":
         raise SettingError(f"allowed: {NAME_RULE}, other than root")
     return name
+
+
+allows(user_name, f"{NAME_RULE}; not root")
 
 
 # Groups whose members must not all become root through the Docker socket, or that the
@@ -302,6 +335,9 @@ def group_name(value: Any) -> str:
             "(every member of the socket group is root on this host)"
         )
     return name
+
+
+allows(group_name, f"{NAME_RULE}; not root or another system group (sudo, adm, users, ...)")
 
 
 # Paths on the control machine. The smoke deploy uploads smoke_image_archive to every target and
@@ -412,7 +448,11 @@ def control_file(what: str, suffixes: tuple[str, ...]) -> Check:
                 raise SettingError(f"allowed: {kind}; this file's content is not one")
         return str(value)
 
-    return check
+    return allows(
+        check,
+        f"a path on the control machine of {kind} {CONTROL_PATH_RULE}; where it exists, a "
+        "readable regular file of that kind",
+    )
 
 
 def control_folder(value: Any) -> str:
@@ -421,3 +461,6 @@ def control_folder(value: Any) -> str:
     if os.path.lexists(resolved) and not resolved.is_dir():
         raise SettingError(f"allowed: a folder {CONTROL_PATH_RULE}; {resolved} is not a folder")
     return str(value)
+
+
+allows(control_folder, f"a folder on the control machine {CONTROL_PATH_RULE}")

@@ -13,6 +13,7 @@ from dindkit.settings import (
     SettingError,
     SettingsTable,
     account_name,
+    allows,
     boolean,
     group_name,
     integer,
@@ -60,11 +61,17 @@ def socket_mode(value: Any) -> str:
     return value.zfill(4)
 
 
+allows(socket_mode, 'a quoted string of octal digits from "0600" to "0660" (never "other" access)')
+
+
 def socket_gid(value: Any) -> int:
     gid = integer(0, 65533)(value)
     if gid == 0:
         raise SettingError("GID 0 is root's group; allowed: a whole number from 1 to 65533")
     return int(gid)
+
+
+allows(socket_gid, "a whole number from 1 to 65533 (ASCII digits)")
 
 
 AUDIT_RULES_DIR = "/etc/audit/rules.d/"
@@ -81,6 +88,12 @@ def audit_rules_file(value: Any) -> str:
     if value == DISTRIBUTION_AUDIT_RULES:
         raise SettingError(f"{allowed}, other than the distribution's own {value}")
     return value
+
+
+allows(
+    audit_rules_file,
+    f"a file directly in {AUDIT_RULES_DIR} ending in .rules, not the distribution's audit.rules",
+)
 
 
 # daemon.json keys dindkit knows, with the JSON type dockerd reads (dockerd does not start
@@ -223,6 +236,13 @@ def daemon_options(value: Any) -> dict[str, Any]:
     return options
 
 
+allows(
+    daemon_options,
+    'a mapping of daemon.json keys, without "hosts" and "userns-remap"; the keys dindkit knows '
+    "are type-checked (docs/docker.md), others pass through",
+)
+
+
 USERNS_REMAP_RULE = (
     'allowed: "default" (dockerd creates and uses the user dockremap) or the name of an '
     "existing user other than root, with ranges in /etc/subuid and /etc/subgid that dockerd "
@@ -234,6 +254,13 @@ def userns_remap(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value) or value == "root":
         raise SettingError(USERNS_REMAP_RULE)
     return value
+
+
+allows(
+    userns_remap,
+    '"default", or an existing user other than root with ranges in /etc/subuid and '
+    "/etc/subgid (checked on the host before anything changes)",
+)
 
 
 DOCKER_SETTINGS = SettingsTable(
@@ -319,7 +346,12 @@ DOCKER_SETTINGS = SettingsTable(
             [],
             "Existing users who get their own rootless dockerd (/run/user/UID/docker.sock), "
             "started at boot through linger.",
-            list_of(user_name),
+            allows(
+                list_of(user_name),
+                "a list (each once; `a,b` on the command line) of existing login users: not "
+                "root, UID 1000 to 65533, a home outside the system's folders, a login shell "
+                "(checked on the host before anything changes)",
+            ),
         ),
         Setting(
             "docker_userns_remap",

@@ -8,6 +8,7 @@ from dindkit.settings import (
     Setting,
     SettingError,
     SettingsTable,
+    allows,
     boolean,
     control_file,
     control_folder,
@@ -43,6 +44,9 @@ def images(value: Any) -> dict[str, str]:
     if set(chosen) != set(SMOKE_IMAGE_DEFAULTS):
         raise SettingError("allowed: a mapping with exactly the keys 'cli' and 'dind'")
     return {key: image_reference(ref) for key, ref in chosen.items()}
+
+
+allows(images, "a mapping with exactly the keys `cli` and `dind`, each an image reference")
 
 
 # What the import script on the target reads (docker import: a root filesystem tarball).
