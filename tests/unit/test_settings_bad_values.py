@@ -327,3 +327,19 @@ def test_the_working_directory_does_not_count_where_it_is_a_system_folder(
     monkeypatch.chdir("/")
     with pytest.raises(DeployError, match="smoke_report_dir='etc'"):
         _table("smoke_report_dir").validate({"smoke_report_dir": "etc"})
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--memory", "\uff12\uff10\uff14\uff18"], ["--cpus", "\u0662"], ["--timeout", "\uff16\uff10"]],
+    ids=["memory", "cpus", "timeout"],
+)
+def test_lab_command_line_numbers_are_ascii(arguments: list[str]) -> None:
+    """Refused while click parses the options, before anything boots."""
+    from click.testing import CliRunner
+
+    from dindkit.lab.cli import lab
+
+    result = CliRunner().invoke(lab, ["up", "settings-never-booted", *arguments])
+    assert result.exit_code == 2, result.output
+    assert "is not a number in ASCII digits" in result.output
