@@ -8,12 +8,17 @@ folder that is also the working directory (files made by ``_scratch_files``).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from pyinfra.api.exceptions import DeployError
 
+from dindkit.lab.cli import lab
+from dindkit.paths import deploy_file
 from dindkit.settings import SettingsTable, allowed_text
 from dindkit.settings.catalog import ALL_TABLES
 
@@ -336,10 +341,40 @@ def test_the_working_directory_does_not_count_where_it_is_a_system_folder(
 )
 def test_lab_command_line_numbers_are_ascii(arguments: list[str]) -> None:
     """Refused while click parses the options, before anything boots."""
-    from click.testing import CliRunner
-
-    from dindkit.lab.cli import lab
-
     result = CliRunner().invoke(lab, ["up", "settings-never-booted", *arguments])
     assert result.exit_code == 2, result.output
     assert "is not a number in ASCII digits" in result.output
+
+
+# Through pyinfra's real command line: one "pyinfra error" line naming the setting, no
+# traceback, no operation prepared (so no host touched beyond connecting to @local).
+CLI_BAD = [
+    ("smoke", "smoke_image_archive=/etc/shadow", "smoke_image_archive='/etc/shadow'"),
+    ("smoke", "smoke_report_dir=/etc", "smoke_report_dir='/etc'"),
+    ("smoke", "smoke_modes=", "smoke_modes=''"),
+    ("docker", 'docker_daemon_options={"live-restore": "yes"}', 'allowed for "live-restore"'),
+    ("docker", "docker_socket_group=sudo", "docker_socket_group='sudo'"),
+    ("sysbox", "sysbox_package_file=/etc/shadow", "sysbox_package_file='/etc/shadow'"),
+    ("bootstrap", "docker_userns_remap=root", "docker_userns_remap='root'"),
+    ("bootstrap", "apt_retries=\uff13", "apt_retries='\uff13'"),
+]
+
+
+@pytest.mark.parametrize(("deploy", "data", "message"), CLI_BAD, ids=[d for _, d, _ in CLI_BAD])
+def test_pyinfra_refuses_in_one_line_before_any_operation(
+    deploy: str, data: str, message: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file(deploy))]
+    result = subprocess.run(
+        [*command, "--data", data],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if "pyinfra error" in line]
+    assert result.returncode != 0
+    assert len(errors) == 1 and "Invalid setting" in errors[0] and message in errors[0], output
+    assert "Traceback" not in output and "Starting operation" not in output, output
