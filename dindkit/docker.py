@@ -209,6 +209,11 @@ def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
     """Refuse, before anything runs, what the operations would refuse anyway: dindkit neither
     renumbers an existing group nor creates users, so these facts do not change during a run."""
     entry = read_once(GroupEntry, group=group)
+    if entry is not None and entry["gid"] == 0:
+        raise DeployError(
+            f"docker_socket_group={group} has GID 0 on this host, root's group; allowed: a "
+            "group other than root's (every member of the socket group is root on this host)"
+        )
     if entry is not None and gid is not None and entry["gid"] != gid:
         raise DeployError(docker_ops.gid_mismatch(group, entry["gid"], gid))
     if users:

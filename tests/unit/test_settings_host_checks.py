@@ -11,7 +11,7 @@ import pytest
 from pyinfra.api.exceptions import DeployError
 from pyinfra.context import ctx_host, ctx_state
 
-from dindkit.docker import _check_remap_user
+from dindkit.docker import _check_accounts, _check_remap_user
 from dindkit.rootless import check_accounts
 from tests.unit.test_fixtures import FakeHost, FakeState
 
@@ -57,9 +57,17 @@ RANGES = {
 }
 
 
+GROUPS = {
+    "group=docker": {"name": "docker", "gid": 998, "members": []},
+    "group=toor": {"name": "toor", "gid": 0, "members": []},
+    "group=fresh": None,
+}
+
+
 def run_on_fake_host(check: Any, *args: Any) -> None:
     state = FakeState()
-    host = FakeHost({ACCOUNT: ACCOUNTS, SUBORDINATE: RANGES}, {}, state)
+    facts = {ACCOUNT: ACCOUNTS, SUBORDINATE: RANGES, "dindkit.facts.docker.GroupEntry": GROUPS}
+    host = FakeHost(facts, {}, state)
     with ctx_state.use(state), ctx_host.use(host):
         check(*args)
 
@@ -122,3 +130,10 @@ def test_remap_user_without_ranges_passes_when_this_run_gives_it_ranges() -> Non
     run_on_fake_host(_check_remap_user, "carol", ["carol"])
     with pytest.raises(DeployError, match="does not exist"):
         run_on_fake_host(_check_remap_user, "ghost", ["ghost"])
+
+
+def test_socket_group_that_is_roots_group_under_another_name_is_refused() -> None:
+    with pytest.raises(DeployError, match="docker_socket_group=toor has GID 0 on this host"):
+        run_on_fake_host(_check_accounts, "toor", None, [])
+    run_on_fake_host(_check_accounts, "docker", None, [])
+    run_on_fake_host(_check_accounts, "fresh", 2375, [])
