@@ -106,7 +106,7 @@ class SysboxVersion(FactBase[str | None]):
         for line in output:
             status, _, version = line.strip().partition("|")
             if status.endswith(" installed") and not status.endswith(" not-installed"):
-                match = re.match(r"\d+\.\d+\.\d+", version)
+                match = re.match(r"[0-9]+\.[0-9]+\.[0-9]+", version)
                 return match.group(0) if match else version
         return None
 
@@ -137,7 +137,7 @@ class DockerServerVersion(FactBase[str | None]):
 
     def process(self, output: list[str]) -> str | None:
         line = _first_line(output)
-        return line if line and re.match(r"\d", line) else None
+        return line if line and re.match(r"[0-9]", line) else None
 
 
 class DockerRuntimes(FactBase[list[str]]):
