@@ -21,12 +21,19 @@ from pyinfra.operations.util import any_changed
 from dindkit.audit import audit_packages, watch_docker_files
 from dindkit.facts.docker import DockerPlatform, GroupEntry
 from dindkit.facts.reuse import read_once
+from dindkit.facts.rootless import (
+    SUBORDINATE_ID_FILES,
+    Account,
+    AccountDict,
+    SubordinateIds,
+    SubordinateRange,
+)
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.operations import units as units_ops
 from dindkit.rootless import rootless_docker, rootless_packages
 from dindkit.settings.apt import APT_SETTINGS
-from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.docker import DOCKER_SETTINGS, USERNS_REMAP_RULE
 from dindkit.templating import render
 
 SOURCES_FILE = "/etc/apt/sources.list.d/docker.sources"
@@ -202,6 +209,11 @@ def _check_accounts(group: str, gid: int | None, users: list[str]) -> None:
     """Refuse, before anything runs, what the operations would refuse anyway: dindkit neither
     renumbers an existing group nor creates users, so these facts do not change during a run."""
     entry = read_once(GroupEntry, group=group)
+    if entry is not None and entry["gid"] == 0:
+        raise DeployError(
+            f"docker_socket_group={group} has GID 0 on this host, root's group; allowed: a "
+            "group other than root's (every member of the socket group is root on this host)"
+        )
     if entry is not None and gid is not None and entry["gid"] != gid:
         raise DeployError(docker_ops.gid_mismatch(group, entry["gid"], gid))
     if users:
@@ -219,13 +231,46 @@ def daemon_keys(values: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]
     return {**values["docker_daemon_options"], "userns-remap": remap}, ()
 
 
-def _check_remap_user(remap: str | None) -> None:
-    """dockerd does not start when the remap user is missing; "default" it creates itself."""
-    if remap not in (None, "default") and remap not in read_once(Users):
-        raise DeployError(
+def remap_problem(
+    remap: str, account: AccountDict | None, ranges: dict[str, list[SubordinateRange]]
+) -> str | None:
+    """Why dockerd could not remap to ``remap`` (None: it can). Without ranges in both files
+    dockerd starts without remapping or not at all; a UID 0 user maps containers' root to root."""
+    if account is None:
+        return (
             f"docker_userns_remap names a user that does not exist on this host: {remap} "
             '(use "default" to let dockerd create dockremap, or create the user first)'
         )
+    if account["uid"] == 0:
+        return (
+            f"docker_userns_remap={remap} has UID 0, so containers' root would be root; "
+            + USERNS_REMAP_RULE
+        )
+    missing = [
+        path
+        for path in SUBORDINATE_ID_FILES
+        if not any(entry["owner"] in (remap, str(account["uid"])) for entry in ranges.get(path, []))
+    ]
+    if missing:
+        return (
+            f"docker_userns_remap={remap} has no range in {' and '.join(missing)} on this host "
+            "(dockerd would start without remapping, or not at all): add ranges "
+            f'(usermod --add-subuids ... --add-subgids ... {remap}) or use "default"'
+        )
+    return None
+
+
+def _check_remap_user(remap: str | None, rootless_users: list[str]) -> None:
+    """Refuse at plan time a remap user dockerd cannot use; "default" it creates itself. A user
+    in docker_rootless_users gets its ranges in this run."""
+    if remap in (None, "default"):
+        return
+    account = host.get_fact(Account, user=remap)
+    if account is not None and remap in rootless_users:
+        return  # checked as a rootless user, and given its ranges in this run
+    problem = remap_problem(remap, account, read_once(SubordinateIds))
+    if problem:
+        raise DeployError(problem)
 
 
 @deploy("Install Docker Engine", data_defaults=DOCKER_SETTINGS.defaults)
@@ -260,7 +305,7 @@ def install_docker(refresh_apt_lists: bool = True, base_packages: tuple[str, ...
         )
     group = values["docker_socket_group"]
     _check_accounts(group, values["docker_socket_gid"], values["docker_users"])
-    _check_remap_user(values["docker_userns_remap"])
+    _check_remap_user(values["docker_userns_remap"], values["docker_rootless_users"])
 
     # Everything dockerd reads at start is in place BEFORE the package is installed: the
     # package's postinst reloads systemd and starts docker.socket and docker.service once, with

@@ -95,7 +95,7 @@ def version_tuple(text: str | None, parts: int = 3) -> tuple[int, ...] | None:
     """Leading numeric parts of a version ("6.1.0-28-cloud-amd64" -> (6, 1, 0))."""
     if not text:
         return None
-    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    match = re.match(r"[0-9]+(?:\.[0-9]+)*", text.strip())
     if not match:
         return None
     numbers = [int(number) for number in match.group(0).split(".")][:parts]

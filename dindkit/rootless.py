@@ -28,6 +28,37 @@ SOURCE_PACKAGES = {"distro": ("rootlesskit",), "docker-ce": ("docker-ce-rootless
 BIN_DIRS = {"distro": "/usr/share/docker.io/contrib", "docker-ce": "/usr/bin"}
 
 
+# A login user: UID from Debian's UID_MIN (login.defs) up to below nobody, a home outside the
+# system's folders, a shell that lets it log in. System accounts (daemon, www-data, ...) fail
+# one of these; rootless dockerd would run, and store images, as a service's identity.
+LOGIN_UIDS = range(1000, 65534)
+SYSTEM_HOMES = (
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/nonexistent",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+)
+NO_LOGIN_SHELLS = ("nologin", "false")
+
+
+def _in_system_folder(home: str) -> bool:
+    home = "/" + home.strip("/")
+    return any(
+        home == folder or (home.startswith(folder.rstrip("/") + "/") and folder != "/")
+        for folder in SYSTEM_HOMES
+    )
+
+
 def account_problem(user: str, account: AccountDict | None) -> str | None:
     if account is None:
         return f"{user} does not exist"
@@ -35,19 +66,31 @@ def account_problem(user: str, account: AccountDict | None) -> str | None:
         return f"{user} is root (root's Docker is the system one)"
     if not account["home_exists"]:
         return f"{user} has no home directory ({account['home'] or 'none set'} is missing)"
+    if account["uid"] not in LOGIN_UIDS:
+        return (
+            f"{user} is a system account (UID {account['uid']}; allowed: a login user, UID "
+            f"{LOGIN_UIDS.start} to {LOGIN_UIDS.stop - 1})"
+        )
+    if _in_system_folder(account["home"]):
+        return f"{user} is a system account (home {account['home']} is a system folder)"
+    if account.get("shell", "").rsplit("/", 1)[-1] in NO_LOGIN_SHELLS:
+        return f"{user} is a system account (no login shell: {account['shell']})"
     return None
 
 
-def check_accounts(users: list[str]) -> dict[str, AccountDict]:
-    """The accounts of ``users``, or a DeployError naming each one that cannot run Docker."""
+def check_accounts(
+    users: list[str], setting: str = "docker_rootless_users"
+) -> dict[str, AccountDict]:
+    """The accounts of ``users``, or a DeployError naming ``setting`` and each one that cannot
+    run rootless Docker. Read at plan time, before any operation changes the host."""
     accounts = {user: host.get_fact(Account, user=user) for user in users}
     problems = [
         problem for user, account in accounts.items() if (problem := account_problem(user, account))
     ]
     if problems:
         raise DeployError(
-            f"docker_rootless_users: {'; '.join(problems)} on this host (dindkit sets up rootless "
-            "Docker for existing users with a home; create them first)"
+            f"{setting}: {'; '.join(problems)} on this host (dindkit sets up rootless "
+            "Docker for existing login users with a home; create them first)"
         )
     return {user: account for user, account in accounts.items() if account is not None}
 

@@ -63,7 +63,7 @@ build_hosts = (
 #     ["10.0.0.5"],
 #     {
 #         **_ssh,
-#         "smoke_image_archive": "/home/me/.cache/dindkit/images/smoke.tar.zst",
+#         "smoke_image_archive": "/home/me/.cache/dindkit/images/dindkit-smoke-<hash>.tar.gz",
 #         "sysbox_offline": True,
 #         "sysbox_package_file": "/srv/debs/sysbox-ce_0.6.7-0.linux_amd64.deb",
 #         "sysbox_package_sha256": "<64 hexadecimal digits>",

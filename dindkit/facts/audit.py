@@ -12,6 +12,7 @@ from typing import NamedTuple, TypedDict
 
 from pyinfra.api import FactBase
 
+from dindkit.settings import ascii_number
 from dindkit.templating import render
 
 
@@ -107,7 +108,7 @@ class LoadedAuditRules(FactBase[AuditStatus | None]):
         for line in output:
             line = line.strip()
             if line.startswith("enabled "):
-                status["enabled"] = int(line.split()[1])
+                status["enabled"] = ascii_number(line.split()[1])
             elif line and line != "No rules":
                 status["rules"].append(line)
         return status

@@ -18,6 +18,8 @@ from typing import Any, TypedDict
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
+from dindkit.settings import ascii_number
+
 # Files where the "chmod 666 /var/run/docker.sock" advice usually ends up. Globs are expanded by
 # the remote shell; Debian keeps users' crontabs in /var/spool/cron/crontabs.
 LEGACY_HACK_FILES = (
@@ -160,10 +162,13 @@ class GroupEntry(FactBase[GroupDict | None]):
         return f"getent group {shlex.quote(group)} || true"
 
     def process(self, output: list[str]) -> GroupDict | None:
-        name, _password, gid, members = output[0].split(":", 3)
+        name, _password, gid_text, members = output[0].split(":", 3)
+        gid = ascii_number(gid_text)
+        if gid is None:  # not a group entry
+            return None
         return {
             "name": name,
-            "gid": int(gid),
+            "gid": gid,
             "members": [member for member in members.split(",") if member],
         }
 
@@ -229,7 +234,8 @@ class LegacySocketHacks(FactBase[list[LegacySocketHack]]):
         for row in output:
             path, _, rest = row.partition(":")
             number, _, line = rest.partition(":")
-            if not number.isdigit() or line.lstrip().startswith("#"):
+            line_number = ascii_number(number)
+            if line_number is None or line.lstrip().startswith("#"):
                 continue
-            hacks.append({"path": path, "line_number": int(number), "line": line})
+            hacks.append({"path": path, "line_number": line_number, "line": line})
         return hacks

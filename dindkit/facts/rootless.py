@@ -14,6 +14,8 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 
+from dindkit.settings import ascii_number
+
 SUBORDINATE_ID_FILES = ("/etc/subuid", "/etc/subgid")
 FILE_MARK = "@@dindkit file"
 # Where `systemctl --user enable docker.service` links the unit, relative to the home.
@@ -34,15 +36,18 @@ class AccountDict(TypedDict):
     gid: int
     home: str
     home_exists: bool
+    shell: str
 
 
 class Account(FactBase[AccountDict | None]):
     """
-    A user from the passwd database (``getent passwd``), or ``None`` when it does not exist.
+    A user from the passwd database (``getent passwd``), or ``None`` when it does not exist
+    (or its entry is not one: an ID in other than ASCII digits).
 
     .. code:: python
 
-        {"name": "alice", "uid": 1000, "gid": 1000, "home": "/home/alice", "home_exists": True}
+        {"name": "alice", "uid": 1000, "gid": 1000, "home": "/home/alice", "home_exists": True,
+         "shell": "/bin/bash"}
     """
 
     def command(self, user: str) -> str:
@@ -54,13 +59,20 @@ class Account(FactBase[AccountDict | None]):
         )
 
     def process(self, output: list[str]) -> AccountDict | None:
-        name, _password, uid, gid, _gecos, home, _shell = output[0].split(":", 6)
+        fields = output[0].split(":", 6)
+        if len(fields) != 7:
+            return None
+        name, _password, uid_text, gid_text, _gecos, home, shell = fields
+        uid, gid = ascii_number(uid_text), ascii_number(gid_text)
+        if uid is None or gid is None:
+            return None
         return {
             "name": name,
-            "uid": int(uid),
-            "gid": int(gid),
+            "uid": uid,
+            "gid": gid,
             "home": home,
             "home_exists": "home-exists" in output[1:],
+            "shell": shell.strip(),
         }
 
 
@@ -99,13 +111,11 @@ class SubordinateIds(FactBase[dict[str, list[SubordinateRange]]]):
                 current = ranges.setdefault(line[len(FILE_MARK) + 1 :].strip(), [])
                 continue
             parts = line.strip().split(":")
-            if (
-                current is not None
-                and len(parts) == 3
-                and parts[1].isdigit()
-                and parts[2].isdigit()
-            ):
-                current.append({"owner": parts[0], "start": int(parts[1]), "count": int(parts[2])})
+            if current is None or len(parts) != 3:
+                continue
+            start, count = ascii_number(parts[1]), ascii_number(parts[2])
+            if start is not None and count is not None:
+                current.append({"owner": parts[0], "start": start, "count": count})
         return ranges
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
+from dindkit.settings import ascii_number
+
 SYSBOX_SERVICES = ("sysbox", "sysbox-mgr", "sysbox-fs")
 
 
@@ -84,7 +86,7 @@ class AppArmorRestrictUserns(FactBase[int | None]):
 
     def process(self, output: list[str]) -> int | None:
         line = _first_line(output)
-        return int(line) if line and line.isdigit() else None
+        return ascii_number(line) if line else None
 
 
 class SysboxVersion(FactBase[str | None]):
@@ -104,7 +106,7 @@ class SysboxVersion(FactBase[str | None]):
         for line in output:
             status, _, version = line.strip().partition("|")
             if status.endswith(" installed") and not status.endswith(" not-installed"):
-                match = re.match(r"\d+\.\d+\.\d+", version)
+                match = re.match(r"[0-9]+\.[0-9]+\.[0-9]+", version)
                 return match.group(0) if match else version
         return None
 
@@ -135,7 +137,7 @@ class DockerServerVersion(FactBase[str | None]):
 
     def process(self, output: list[str]) -> str | None:
         line = _first_line(output)
-        return line if line and re.match(r"\d", line) else None
+        return line if line and re.match(r"[0-9]", line) else None
 
 
 class DockerRuntimes(FactBase[list[str]]):

@@ -18,6 +18,24 @@ from dindkit.lab.vm import ACCELS, LabError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class AsciiIntRange(click.IntRange):
+    """An IntRange that takes ASCII digits only: click's int() also reads fullwidth digits."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a number in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class AsciiFloatRange(click.FloatRange):
+    """A FloatRange that takes ASCII digits only (see AsciiIntRange)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a number in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def vm_options(command: F, several_distros: bool = False) -> F:
     """The VM options ``lab up`` and ``demo`` share: --distro, --memory, --cpus, --accel.
 
@@ -35,14 +53,14 @@ def vm_options(command: F, several_distros: bool = False) -> F:
         ),
         click.option(
             "--memory",
-            type=click.IntRange(1024),
+            type=AsciiIntRange(1024),
             default=lab_api.DEFAULT_MEMORY,
             show_default=True,
             help="Memory in MiB.",
         ),
         click.option(
             "--cpus",
-            type=click.IntRange(1),
+            type=AsciiIntRange(1),
             default=lab_api.DEFAULT_CPUS,
             show_default=True,
             help="Virtual CPUs.",
@@ -70,7 +88,7 @@ def lab() -> None:
 @vm_options
 @click.option(
     "--timeout",
-    type=click.FloatRange(10),
+    type=AsciiFloatRange(10),
     default=lab_api.DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds to wait for SSH.",

@@ -23,7 +23,7 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.util import get_file_sha1
 from pyinfra.connectors.util import CommandOutput
 from pyinfra.facts.deb import DebPackages
@@ -207,6 +207,6 @@ def sources_file(content: str, dest: str, mode: str = "644"):
         return
     staged = os.path.join(os.path.dirname(os.path.dirname(dest)), f".{os.path.basename(dest)}.new")
     yield FileUploadCommand(src, staged, remote_temp_filename=host.get_temp_filename(staged))
-    yield StringCommand("chown", "root:root", staged)
-    yield StringCommand("chmod", mode, staged)
-    yield StringCommand("mv", "-f", staged, dest)
+    yield StringCommand("chown", "root:root", QuoteString(staged))
+    yield StringCommand("chmod", QuoteString(mode), QuoteString(staged))
+    yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(dest))

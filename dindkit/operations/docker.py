@@ -212,9 +212,9 @@ def apt_key_command(url: str, fingerprint: str, dest: str) -> str:
         'found=$(gpg --show-keys --with-colons "$tmp" 2>/dev/null'
         ' | awk -F: \'$1 == "pub" {want = 1; next} want && $1 == "fpr" {print $10; want = 0}\''
         " | tr '\\n' ' ' | sed 's/ $//'); "
-        f'if [ "$found" != {fingerprint} ]; then '
-        f"echo \"refusing the key from {url}: its fingerprint is '$found', expected "
-        f'{fingerprint}" >&2; exit 1; fi; '
+        f'if [ "$found" != {shlex.quote(fingerprint)} ]; then '
+        "printf \"refusing the key from %s: its fingerprint is '%s', expected %s\\n\" "
+        f'{shlex.quote(url)} "$found" {shlex.quote(fingerprint)} >&2; exit 1; fi; '
         # A new file beside the old one, renamed over it: apt never reads half a key.
         f'install -D -m 0644 -o root -g root "$tmp" {shlex.quote(dest + ".dindkit-new")}; '
         f"mv -f {shlex.quote(dest + '.dindkit-new')} {shlex.quote(dest)}"

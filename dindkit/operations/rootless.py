@@ -102,8 +102,8 @@ def user_dockerd_script(user: str, uid: int, home: str, restart: bool, wait_seco
         USER_DOCKERD_SCRIPT,
         user=shlex.quote(user),
         home=shlex.quote(home),
-        runtime_dir=runtime_dir(uid),
-        socket=user_socket(uid),
+        runtime_dir=shlex.quote(runtime_dir(uid)),
+        socket=shlex.quote(user_socket(uid)),
         restart=restart,
         wait_seconds=int(wait_seconds),
     )

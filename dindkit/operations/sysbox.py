@@ -80,7 +80,7 @@ def package_downloaded(url: str, path: str):
     """
     quoted = shlex.quote(path)
     yield (
-        f"mkdir -p $(dirname {quoted}) && "
+        f'mkdir -p "$(dirname {quoted})" && '
         f"curl --fail --silent --show-error --location --retry 2 --output {quoted}.part "
         f"{shlex.quote(url)} && mv {quoted}.part {quoted} "
         f"|| {{ rm -f {quoted}.part; echo 'could not download the Sysbox package from '"

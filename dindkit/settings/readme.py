@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dindkit.settings import SettingsTable
+from dindkit.settings import SettingsTable, allowed_text
 from dindkit.settings.catalog import ALL_TABLES
 
 BEGIN = "<!-- generated: settings tables (python -m dindkit.settings.readme --write) -->"
@@ -37,19 +37,24 @@ def format_default(value: Any) -> str:
     return "`" + json.dumps(value).replace("|", "\\|") + "`"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
+
+
 def table_markdown(table: SettingsTable) -> str:
     where = DEPLOYS.get(table.capability, table.capability)
     lines = [
         f"### {table.capability} ({where})",
         "",
-        "| Setting | Default | Description |",
-        "| --- | --- | --- |",
+        "| Setting | Default | Description | Allowed |",
+        "| --- | --- | --- | --- |",
     ]
     for setting in table.settings:
-        description = (
-            setting.description.replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
+        description = _cell(setting.description)
+        allowed = _cell(allowed_text(setting.check))
+        lines.append(
+            f"| `{setting.name}` | {format_default(setting.default)} | {description} | {allowed} |"
         )
-        lines.append(f"| `{setting.name}` | {format_default(setting.default)} | {description} |")
     return "\n".join(lines)
 
 

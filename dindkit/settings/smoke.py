@@ -8,13 +8,17 @@ from dindkit.settings import (
     Setting,
     SettingError,
     SettingsTable,
+    allows,
     boolean,
+    control_file,
+    control_folder,
     integer,
     list_of,
     mapping,
     matching,
     one_of,
     optional,
+    user_name,
 )
 
 SMOKE_MODES = ("dood", "dind", "sysbox", "rootless", "userns", "podman")
@@ -23,11 +27,30 @@ SMOKE_MODES = ("dood", "dind", "sysbox", "rootless", "userns", "podman")
 SMOKE_IMAGE_DEFAULTS = {"cli": "docker:27.3.1-cli", "dind": "docker:27.3.1-dind"}
 
 
+# Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:digest], with
+# lowercase path components (it also keeps shell syntax out of the mode scripts).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = (
+    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+image_reference = matching(
+    IMAGE_REFERENCE, "an image reference such as docker:27.3.1-cli or registry:5000/team/img:tag"
+)
+
+
 def images(value: Any) -> dict[str, str]:
     chosen = mapping(value)
     if set(chosen) != set(SMOKE_IMAGE_DEFAULTS):
         raise SettingError("allowed: a mapping with exactly the keys 'cli' and 'dind'")
-    return {key: matching(r"\S+", "an image reference")(ref) for key, ref in chosen.items()}
+    return {key: image_reference(ref) for key, ref in chosen.items()}
+
+
+allows(images, "a mapping with exactly the keys `cli` and `dind`, each an image reference")
+
+
+# What the import script on the target reads (docker import: a root filesystem tarball).
+IMAGE_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
 SMOKE_SETTINGS = SettingsTable(
@@ -43,7 +66,7 @@ SMOKE_SETTINGS = SettingsTable(
             "smoke_modes",
             list(SMOKE_MODES),
             "Modes to test: " + ", ".join(SMOKE_MODES) + " (docs/modes.md).",
-            list_of(one_of(*SMOKE_MODES)),
+            list_of(one_of(*SMOKE_MODES), at_least=1),
         ),
         Setting(
             "smoke_images",
@@ -56,13 +79,13 @@ SMOKE_SETTINGS = SettingsTable(
             None,
             "Image tarball on the control machine (dindkit images build) loaded instead of "
             "pulling; set it where no registry is reachable.",
-            optional(matching(r".+", "a path")),
+            optional(control_file("an image archive", IMAGE_ARCHIVE_SUFFIXES)),
         ),
         Setting(
             "smoke_report_dir",
             "reports/latest",
             "Folder on the control machine for report.json and junit.xml.",
-            matching(r".+", "a folder path"),
+            control_folder,
         ),
         Setting(
             "smoke_timeout",
@@ -81,7 +104,7 @@ SMOKE_SETTINGS = SettingsTable(
             None,
             "User whose rootless Docker socket the rootless mode tests; None: the first of "
             "docker_rootless_users.",
-            optional(matching(r"[a-z_][a-z0-9_-]{0,31}", "a user name")),
+            optional(user_name),
         ),
     ),
 )

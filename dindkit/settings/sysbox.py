@@ -9,6 +9,7 @@ from dindkit.settings import (
     SettingError,
     SettingsTable,
     boolean,
+    control_file,
     matching,
     one_of,
     optional,
@@ -94,7 +95,7 @@ SYSBOX_SETTINGS = SettingsTable(
             "sysbox_package_file",
             None,
             "Path on the control machine of a .deb to upload instead of downloading.",
-            optional(matching(r".+\.deb", "a path to a .deb file")),
+            optional(control_file("a Debian package", (".deb",))),
         ),
         Setting(
             "sysbox_offline",

@@ -147,6 +147,11 @@ CLI_BAD = [
     ("docker_users=root,Bad User", "Invalid setting docker_users="),
     ("docker_rootless_users=Bad User", "Invalid setting docker_rootless_users='Bad User'"),
     ("docker_userns_remap=1000:1000", "Invalid setting docker_userns_remap='1000:1000'"),
+    ("docker_userns_remap=root", "Invalid setting docker_userns_remap='root'"),
+    ("docker_rootless_users=root", "Invalid setting docker_rootless_users='root'"),
+    ("docker_socket_group=root", "Invalid setting docker_socket_group='root'"),
+    ("docker_socket_gid=\uff11\uff12", "Invalid setting docker_socket_gid='\uff11\uff12'"),
+    ("docker_apt_repo_base=https://x/$(touch /tmp/pwned)", "Invalid setting docker_apt_repo_base="),
 ]
 
 
@@ -166,8 +171,9 @@ PLAN_TIME_BAD = [
     ("docker_users=nosuchuser42", "users that do not exist on this host: nosuchuser42"),
     ("docker_userns_remap=nosuchuser42", "docker_userns_remap names a user that does not exist"),
     ("docker_rootless_users=nosuchuser42", "docker_rootless_users: nosuchuser42 does not exist"),
-    ("docker_rootless_users=root", "docker_rootless_users: root is root"),
     ("docker_rootless_users=nobody", "docker_rootless_users: nobody has no home directory"),
+    ("docker_rootless_users=daemon", "docker_rootless_users: daemon is a system account (UID 1"),
+    ("docker_userns_remap=daemon", "docker_userns_remap=daemon has no range in /etc/subuid"),
 ]
 
 

@@ -47,7 +47,7 @@ def test_new_ranges_start_after_every_existing_one() -> None:
 def test_user_dockerd_script_passes_shellcheck(restart: bool, tmp_path: Path) -> None:
     script = user_dockerd_script("alice", 1000, "/home/alice", restart, 60)
     assert ("systemctl --user restart docker.service" in script) is restart
-    assert "unix:///run/user/1000/docker.sock" in script
+    assert "\nsocket=/run/user/1000/docker.sock\n" in script and '"unix://$socket"' in script
     path = tmp_path / "user-dockerd.sh"
     path.write_text(script)
     assert shellcheck.defects(path) == []

@@ -127,8 +127,9 @@ def test_offline_with_a_mirror() -> None:
 
 def test_local_file_checksum_computed_and_checked(tmp_path: Path) -> None:
     deb = tmp_path / "sysbox-ce.deb"
-    deb.write_bytes(b"not really a deb")
-    digest = hashlib.sha256(b"not really a deb").hexdigest()
+    content = b"!<arch>\ndebian-binary   a stand-in: only its first bytes and checksum matter"
+    deb.write_bytes(content)
+    digest = hashlib.sha256(content).hexdigest()
     source = package_source(values(sysbox_offline=True, sysbox_package_file=str(deb)), "x86_64")
     assert isinstance(source, PackageSource)
     assert source.sha256 == digest and source.local_file == str(deb)
