@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from dindkit import report as r
+from dindkit.facts.docker import AptKeyFingerprints
 from dindkit.images import cli_image_archive, podman_image_archive, smoke_image_archive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,3 +202,20 @@ def test_a_dry_run_changes_nothing(tmp_path, deploy, data, built_images, code, s
 def test_every_deploy_has_a_dry_run_case():
     deploys = {path.stem for path in (ROOT / "deploys").glob("*.py")}
     assert deploys == {deploy for deploy, *_rest in CASES}
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")
+def test_the_key_fact_reads_a_key_and_writes_nothing(tmp_path):
+    """The docker-ce key fact runs on a dry run too: it leaves no ~/.gnupg and no temp folder
+    (tests/fixtures/keys/throwaway.asc: a public key made for this test)."""
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    env = {**os.environ, "HOME": str(home), "TMPDIR": str(tmp)}
+    env.pop("GNUPGHOME", None)
+    command = AptKeyFingerprints().command(
+        str(ROOT / "tests" / "fixtures" / "keys" / "throwaway.asc")
+    )
+    result = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
+    assert result.stdout.split() == ["A62D0B46B9F20E55C6285772F912B71E4208D672"], result
+    assert list(home.iterdir()) == [] and list(tmp.iterdir()) == []
