@@ -191,7 +191,7 @@ class AptKeyFingerprints(FactBase[list[str]]):
             f"! test -f {quoted} || {{ gnupg=$(mktemp -d) || exit 1; "
             f'gpg --homedir "$gnupg" --show-keys --with-colons {quoted} 2>/dev/null'
             ' | awk -F: \'$1 == "pub" {want = 1; next} want && $1 == "fpr" '
-            "{print $10; want = 0}'; rm -rf \"$gnupg\"; }"
+            '{print $10; want = 0}\'; rm -rf "$gnupg"; }'
         )
 
     def process(self, output: list[str]) -> list[str]:

@@ -207,7 +207,7 @@ def group_members(group: str, users: Iterable[str]):
 def apt_key_command(url: str, fingerprint: str, dest: str) -> str:
     """Shell command: download a key, refuse it unless its only primary key is ``fingerprint``."""
     script = (
-        "set -e; tmp=$(mktemp); gnupg=$(mktemp -d); trap 'rm -rf \"$tmp\" \"$gnupg\"' EXIT; "
+        'set -e; tmp=$(mktemp); gnupg=$(mktemp -d); trap \'rm -rf "$tmp" "$gnupg"\' EXIT; '
         f'curl -fsSL --retry 3 -o "$tmp" {shlex.quote(url)}; '
         # gpg in a throwaway home, so root's ~/.gnupg stays as it was
         'found=$(gpg --homedir "$gnupg" --show-keys --with-colons "$tmp" 2>/dev/null'
