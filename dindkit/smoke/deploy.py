@@ -216,10 +216,16 @@ def _clear_report(state: Any, host: Any, report_dir: str) -> bool:
 def _build_archive(state: Any, host: Any, what: str, build: Callable[..., Path]) -> bool:
     try:
         build(progress=logger.info)
-    except (click.ClickException, subprocess.CalledProcessError, OSError) as error:
-        message = error.format_message() if isinstance(error, click.ClickException) else error
-        return _fail(host, f"Could not build the {what} archive: {message}")
-    return True
+    except subprocess.CalledProcessError as error:
+        command = Path(error.cmd[0]).name
+        reason = f"{command} exited with status {error.returncode} (its output is above)"
+    except click.ClickException as error:
+        reason = error.format_message()
+    except OSError as error:
+        reason = str(error)
+    else:
+        return True
+    return _fail(host, f"Could not build the {what} archive: {reason}")
 
 
 def _build_when_missing(what: str, archive: Path, build: Callable[..., Path]) -> Path:

@@ -109,7 +109,9 @@ class Scratch:
             "checkout": snapshot(ROOT, CHECKOUT_NOISE, folder_times=False),
         }
 
-    def dry_run(self, deploy: str, data: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, deploy: str, data: dict[str, str], dry: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         data = {
             "smoke_report_dir": str(self.reports),
             "smoke_image_archive": str(self.smoke_archive),
@@ -123,7 +125,7 @@ class Scratch:
             sys.executable,
             "-m",
             "pyinfra",
-            "--dry",
+            "--dry" if dry else "-y",
             *pairs,
             "@local",
             f"deploys/{deploy}.py",
@@ -176,7 +178,7 @@ def case_id(deploy: str, data: dict[str, str], built: bool, *_rest: object) -> s
 def test_a_dry_run_changes_nothing(tmp_path, deploy, data, built_images, code, shown):
     scratch = Scratch(tmp_path, built_images)
     before = scratch.state()
-    result = scratch.dry_run(deploy, data)
+    result = scratch.run(deploy, data)
     output = result.stdout + result.stderr
     after = scratch.state()
 
@@ -219,3 +221,20 @@ def test_the_key_fact_reads_a_key_and_writes_nothing(tmp_path):
     result = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
     assert result.stdout.split() == ["A62D0B46B9F20E55C6285772F912B71E4208D672"], result
     assert list(home.iterdir()) == [] and list(tmp.iterdir()) == []
+
+
+def test_a_real_run_clears_the_old_report_then_builds_in_an_operation(tmp_path):
+    """Without --dry the same plan runs: the old report goes in the first operation, the missing
+    archive is built in the next one (mmdebstrap fails here), and the host stops there with
+    one line, no Traceback, before anything reaches the target."""
+    scratch = Scratch(tmp_path, built_images=False)
+    env_data = {"smoke_modes": "dood"}
+    result = scratch.run("smoke", env_data, dry=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert "Could not build the smoke image archive: mmdebstrap exited with status 1" in output
+    assert (scratch.home / "mmdebstrap-was-called").exists()
+    left = sorted(path.name for path in scratch.reports.rglob("*"))
+    assert left == [".run", "hosts"]  # the old run's id only: no host file, no report
+    assert "Upload the smoke image archive" not in output
