@@ -193,6 +193,17 @@ def cli_image_archive() -> Path:
     return cache_dir() / "images" / f"dindkit-cli-{_hash(cli_recipe())}.tar.gz"
 
 
+def planned_build(archive: Path) -> str:
+    """How a real run makes ARCHIVE (one of the current recipes'), for a plan; touches nothing."""
+    smoke = smoke_image_archive()
+    how = {
+        smoke: f"with mmdebstrap from {_debian(PACKAGES)}",
+        podman_image_archive(): f"with mmdebstrap from {_debian(PODMAN_PACKAGES)}",
+        cli_image_archive(): f"cut from {smoke.name}: {', '.join(CLI_FILES[:2])}, their libraries",
+    }
+    return f"{archive} {how[archive]}"
+
+
 def image_tag(archive: str | Path) -> str:
     """The tag an archive is loaded as: the recipe hash in its name, so a new recipe reloads."""
     stem = Path(archive).name.removesuffix(".tar.gz").removesuffix(".tgz")

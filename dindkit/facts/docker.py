@@ -190,10 +190,13 @@ class AptKeyFingerprints(FactBase[list[str]]):
 
     def command(self, path: str) -> str:
         quoted = shlex.quote(path)
+        # gpg in a throwaway home: with the user's own it creates ~/.gnupg (a keybox, a
+        # trustdb) on the target, on a dry run too.
         return (
-            f"! test -f {quoted} || gpg --show-keys --with-colons {quoted} 2>/dev/null"
+            f"! test -f {quoted} || {{ gnupg=$(mktemp -d) || exit 1; "
+            f'gpg --homedir "$gnupg" --show-keys --with-colons {quoted} 2>/dev/null'
             ' | awk -F: \'$1 == "pub" {want = 1; next} want && $1 == "fpr" '
-            "{print $10; want = 0}'"
+            '{print $10; want = 0}\'; rm -rf "$gnupg"; }'
         )
 
     def process(self, output: list[str]) -> list[str]:

@@ -207,9 +207,10 @@ def group_members(group: str, users: Iterable[str]):
 def apt_key_command(url: str, fingerprint: str, dest: str) -> str:
     """Shell command: download a key, refuse it unless its only primary key is ``fingerprint``."""
     script = (
-        "set -e; tmp=$(mktemp); trap 'rm -f \"$tmp\"' EXIT; "
+        'set -e; tmp=$(mktemp); gnupg=$(mktemp -d); trap \'rm -rf "$tmp" "$gnupg"\' EXIT; '
         f'curl -fsSL --retry 3 -o "$tmp" {shlex.quote(url)}; '
-        'found=$(gpg --show-keys --with-colons "$tmp" 2>/dev/null'
+        # gpg in a throwaway home, so root's ~/.gnupg stays as it was
+        'found=$(gpg --homedir "$gnupg" --show-keys --with-colons "$tmp" 2>/dev/null'
         ' | awk -F: \'$1 == "pub" {want = 1; next} want && $1 == "fpr" {print $10; want = 0}\''
         " | tr '\\n' ' ' | sed 's/ $//'); "
         f'if [ "$found" != {shlex.quote(fingerprint)} ]; then '

@@ -2,7 +2,9 @@
 
 Plan time reads the settings and decides which images and modes to use; everything that
 touches Docker happens at execution time in ``python.call`` callbacks (so the smoke tests can
-follow a Docker install in the same run, as the bootstrap deploy does). Each mode's script
+follow a Docker install in the same run, as the bootstrap deploy does), and so does everything
+that writes on the control machine (clearing an earlier report, building a missing image
+archive), so ``pyinfra --dry`` changes nothing anywhere. Each mode's script
 (:mod:`dindkit.smoke.modes`) runs, unless the mode's skip condition holds on the host, over
 the host's own connection with ``host.run_shell_command``; its framed output becomes check
 results, and the last operation writes this host's results into the report folder, rebuilds
@@ -13,11 +15,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 from pyinfra import host, logger
 from pyinfra.api import StringCommand, deploy
 from pyinfra.api.exceptions import DeployError
@@ -29,7 +34,10 @@ from dindkit.images import (
     build_cli_image,
     build_podman_image,
     build_smoke_image,
+    cli_image_archive,
     image_tag,
+    planned_build,
+    podman_image_archive,
     smoke_image_archive,
 )
 from dindkit.report import Check as ReportCheck
@@ -200,11 +208,56 @@ def _sysbox_plan_reason() -> str | None:
     return unavailable_reason()
 
 
+def _clear_report(state: Any, host: Any, report_dir: str) -> bool:
+    clear_other_runs(report_dir, RUN_ID)
+    return True
+
+
+def _build_archive(state: Any, host: Any, what: str, build: Callable[..., Path]) -> bool:
+    try:
+        build(progress=logger.info)
+    except subprocess.CalledProcessError as error:
+        command = Path(error.cmd[0]).name
+        reason = f"{command} exited with status {error.returncode} (its output is above)"
+    except click.ClickException as error:
+        reason = error.format_message()
+    except OSError as error:
+        reason = str(error)
+    else:
+        return True
+    return _fail(host, f"Could not build the {what} archive: {reason}")
+
+
+def _build_when_missing(what: str, archive: Path, build: Callable[..., Path]) -> Path:
+    """ARCHIVE (a current recipe's), built by an operation where it is missing.
+
+    Not built while planning: a dry run (or a plan the user declines) builds nothing and
+    writes nothing on this machine; its plan names what a real run would build.
+    """
+    if not archive.is_file():
+        python.call(
+            name=f"Build the {what} archive {planned_build(archive)}",
+            function=_build_archive,
+            what=what,
+            build=build,
+        )
+    return archive
+
+
 def _upload(what: str, path: Path) -> str:
-    """Upload an image archive to the host's cache folder; its path there."""
+    """Upload an image archive to the host's cache folder; its path there.
+
+    ``assume_exists``: an archive an earlier operation of this run builds is uploaded then.
+    """
     remote = f"{REMOTE_CACHE}/{path.name}"
     files.directory(name="Create the smoke image cache folder", path=REMOTE_CACHE, mode="0700")
-    files.put(name=f"Upload the {what} archive", src=str(path), dest=remote, mode="0600")
+    files.put(
+        name=f"Upload the {what} archive",
+        src=str(path),
+        dest=remote,
+        mode="0600",
+        assume_exists=True,
+    )
     return remote
 
 
@@ -221,7 +274,11 @@ def run_smoke_tests() -> None:
     socket_group = docker_values["docker_socket_group"]
     rootless_users = docker_values.get("docker_rootless_users") or []
     report_dir = values["smoke_report_dir"]
-    clear_other_runs(report_dir, RUN_ID)
+    python.call(
+        name="Clear the smoke report of earlier runs",
+        function=_clear_report,
+        report_dir=report_dir,
+    )
 
     archive = values["smoke_image_archive"]
     cli_archive = ""
@@ -229,9 +286,9 @@ def run_smoke_tests() -> None:
     if archive:
         path = Path(archive).expanduser()
         current_recipe = path == smoke_image_archive()
-        if not path.is_file() and current_recipe:
-            build_smoke_image(progress=logger.info)  # the current recipe: build it now
-        if not path.is_file():
+        if current_recipe:
+            _build_when_missing("smoke image", path, build_smoke_image)
+        elif not path.is_file():
             raise DeployError(
                 f"smoke_image_archive {archive} does not exist: build it with "
                 "`dindkit images build`"
@@ -242,7 +299,10 @@ def run_smoke_tests() -> None:
         # rootless's client image is cut from the current recipe's archive; with an archive of
         # the user's own, the mode copies that image into the user's store as before.
         if "rootless" in values["smoke_modes"] and current_recipe:
-            cli_archive = _upload("rootless client image", build_cli_image(progress=logger.info))
+            what = "rootless client image"
+            cli_archive = _upload(
+                what, _build_when_missing(what, cli_image_archive(), build_cli_image)
+            )
     else:
         cli_image, dind_image = values["smoke_images"]["cli"], values["smoke_images"]["dind"]
         python.call(
@@ -253,7 +313,9 @@ def run_smoke_tests() -> None:
 
     podman_image = ""
     if "podman" in values["smoke_modes"]:  # registry-free everywhere: built from Debian packages
-        podman_archive = build_podman_image(progress=logger.info)
+        podman_archive = _build_when_missing(
+            "podman image", podman_image_archive(), build_podman_image
+        )
         imports.append(_upload_image("podman image", podman_archive, PODMAN_CHANGES))
         podman_image = imports[-1].tag
     if imports:
