@@ -13,6 +13,7 @@ builds an image fails here at once instead of building one.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -92,7 +93,7 @@ class Scratch:
             for archive in (smoke_image_archive(), podman_image_archive(), cli_image_archive()):
                 path = self._in_cache(archive)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(b"not really an image")
+                path.write_bytes(gzip.compress(b"not really an image"))
 
     def _in_cache(self, archive: Path) -> Path:
         return self.cache / "images" / archive.name
