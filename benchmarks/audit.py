@@ -76,10 +76,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--old-rounds", type=int, default=1, help="rounds with the old rules")
     parser.add_argument("--files", type=int, default=10000, help="files the build writes")
+    parser.add_argument(
+        "--cases", nargs="+", choices=CASES, default=list(CASES), help="the build needs pull"
+    )
     parser.add_argument("--keep", action="store_true", help="leave a lab this run booted")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: at least 1")
+    if "build" in args.cases and "pull" not in args.cases:
+        parser.error("--cases: build starts FROM the pulled image, so it needs pull too")
+    cases = [case for case in CASES if case in args.cases]
     if not 0 <= args.old_rounds <= args.rounds:
         parser.error(f"--old-rounds {args.old_rounds}: from 0 to --rounds ({args.rounds})")
     archive = smoke_image_archive()
@@ -111,7 +117,7 @@ def main() -> None:
             for mode in modes:
                 loaded = ssh(lab, f"sh {SCRIPT} rules {mode}").split()
                 print(f"round {round_number + 1}: rules {mode} ({loaded[-1]} with the key)")
-                for case in CASES:
+                for case in cases:
                     line = ssh(lab, f"sh {SCRIPT} case {case}").split()
                     seconds, lost, waited, events = (float(value) for value in line[2:6])
                     results[(case, mode)].append([seconds, lost, waited, events])
@@ -133,7 +139,7 @@ def main() -> None:
         f"{'case':<8}{'dindkit s':>10}{'none s':>9}{'ratio':>7}{'old s':>8}{'old ratio':>10}"
         f"   lost / waits / events (max per run): dindkit | old"
     )
-    for case in CASES:
+    for case in cases:
         runs = {mode: results.get((case, mode), []) for mode in MODES}
         ours, none, old = (
             statistics.median(run[0] for run in runs[mode]) if runs[mode] else None
