@@ -1,9 +1,10 @@
 """Audit rules on Docker's files: CIS Docker Benchmark v1.6 items 1.1.3-1.1.18.
 
 ``watch_docker_files()`` is the deploy; ``install_docker()`` ends with it. Settings
-``docker_audit`` and ``docker_audit_rules_file`` (``dindkit.settings.docker``). The paths are
-decided on the host when the rules are written (``dindkit.operations.audit``), after Docker is
-installed.
+``docker_audit``, ``docker_audit_rules_file``, ``docker_audit_backlog_limit`` and
+``docker_audit_backlog_wait_time`` (``dindkit.settings.docker``). The paths are decided on the
+host when the rules are written (``dindkit.operations.audit``), after Docker has started: the
+directories of layer and volume data it created then are left out of the watch.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def watch_docker_files(install_packages: bool = True) -> None:
         rules_file=rules_file,
         key=AUDIT_KEY,
         present=present,
+        backlog_limit=values["docker_audit_backlog_limit"],
+        backlog_wait_time=values["docker_audit_backlog_wait_time"],
     )
     audit_ops.rules_loaded(
         name="Load the audit rules (augenrules --load) unless the kernel holds them",

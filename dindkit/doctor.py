@@ -33,6 +33,7 @@ FIELDS = (
     ("sysbox_version", "Sysbox installed"),
     ("legacy_socket_hacks", "chmod-666 leftovers"),
     ("audit", "Audit rules (dindkit)"),
+    ("audit_cost", "Audit cost"),
     ("daemon_options", "Daemon options"),
     ("file_modes", "Docker files owner/mode"),
 )
@@ -116,6 +117,7 @@ def collect() -> None:
     from dindkit.facts.audit import LoadedAuditRules
     from dindkit.facts.docker import DaemonJson, LegacySocketHacks
     from dindkit.facts.doctor import (
+        AuditCost,
         CgroupVersion,
         DockerDaemonInEffect,
         DockerFileModes,
@@ -176,6 +178,7 @@ def collect() -> None:
         "sysbox_ready": failure_message(checks) is None,
         "legacy_socket_hacks": host.get_fact(LegacySocketHacks),
         "audit": audit_status(host.get_fact(LoadedAuditRules), AUDIT_KEY, docker["docker_audit"]),
+        "audit_cost": host.get_fact(AuditCost, key=AUDIT_KEY),
         "daemon_options": daemon_option_status(
             docker["docker_daemon_options"],
             host.get_fact(DaemonJson),
@@ -207,6 +210,8 @@ def _value(report: dict[str, Any], key: str) -> str:
         return value or "not installed"
     if key == "audit":
         return _audit_value(value)
+    if key == "audit_cost":
+        return audit_cost_value(value)
     if key == "daemon_options":
         bad = [row for row in value or [] if not row["ok"]]
         if not bad:
@@ -238,6 +243,27 @@ def _audit_value(audit: dict[str, Any] | None) -> str:
         state = f"{audit['count']} loaded (key {audit['key']})"
     wanted = "docker_audit=true" if audit["wanted"] else "docker_audit=false"
     return f"{state}, {wanted}{'' if audit['ok'] else ': NOT as configured'}"
+
+
+def audit_cost_value(cost: dict[str, Any] | None) -> str:
+    """dindkit's audit events per minute, lost records and backlog waits, in one line."""
+    if not cost:
+        return "auditctl not installed"
+    line = (
+        f"{cost['events_per_minute']} events/min ({cost['events_last_hour']} in the last "
+        f"{cost['window_minutes']} min), lost {cost['lost']}, backlog {cost['backlog']}/"
+        f"{cost['backlog_limit']}, backlog waits {cost['backlog_wait_time_actual']} ticks "
+        f"(wait time {cost['backlog_wait_time']})"
+    )
+    troubles = [
+        what
+        for what, count in (
+            ("records lost", cost["lost"]),
+            ("writers held", cost["backlog_wait_time_actual"]),
+        )
+        if count
+    ]
+    return line + (f": {', '.join(troubles)} since boot" if troubles else "")
 
 
 def format_report(reports: list[dict[str, Any]]) -> str:

@@ -1,8 +1,12 @@
 """Facts for the audit rules on Docker's files (``dindkit.audit``).
 
 - ``DockerAuditPaths``: which Docker paths of CIS Docker Benchmark items 1.1.3-1.1.18 exist on
-  the host, binaries and units at their real locations.
-- ``LoadedAuditRules``: the kernel's audit rules (``auditctl -l``) and its enabled flag.
+  the host, binaries and units at their real locations, and which directories of layer and
+  volume data under /var/lib/docker are left out of the watch.
+- ``LoadedAuditRules``: the kernel's audit rules (``auditctl -l``), its enabled flag and backlog
+  settings, and the backlog settings the files of /etc/audit/rules.d give when merged.
+- ``AuditCost``: dindkit's audit events in the last hour and the kernel's lost records and
+  backlog waits (``dindkit doctor``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,24 @@ DOCKER_AUDIT_ITEMS = (
 )
 
 
+DOCKER_ROOT = "/var/lib/docker"
+# Directories under Docker's root (and under each userns-remap root, <uid>.<gid>) that hold image
+# layers, containers' writable layers, build caches, temporary files and volumes' data (a DinD
+# container's own /var/lib/docker is a volume): files written there are not audited.
+DOCKER_DATA_DIRS = (
+    "overlay2",
+    "fuse-overlayfs",
+    "vfs",
+    "btrfs",
+    "zfs",
+    "containerd",
+    "buildkit",
+    "tmp",
+    "volumes",
+)
+EXCLUDE = "exclude"  # the item of an excluded directory in DockerAuditPaths
+
+
 class AuditWatch(TypedDict):
     item: str
     path: str
@@ -53,18 +75,28 @@ class DockerAuditPaths(FactBase[list[AuditWatch]]):
     The Docker paths of CIS Docker Benchmark v1.6 items 1.1.3-1.1.18 that exist on the host, in
     item order, each path once: binaries in every bin directory, a symlink and its target
     (docker.io puts dockerd and runc in /usr/sbin, docker-ce in /usr/bin), units where systemd
-    loads them from, files and directories as they are. Paths with blanks are left out (an
-    audit rule cannot hold them).
+    loads them from, files and directories as they are. Then, with the item ``exclude``, the
+    directories of ``DOCKER_DATA_DIRS`` that exist under /var/lib/docker and under each
+    userns-remap root. Paths with blanks are left out (an audit rule cannot hold them).
 
     .. code:: python
 
-        [{"item": "1.1.3", "path": "/usr/sbin/dockerd"}, {"item": "1.1.6", "path": "/etc/docker"}]
+        [
+            {"item": "1.1.3", "path": "/usr/sbin/dockerd"},
+            {"item": "1.1.6", "path": "/etc/docker"},
+            {"item": "exclude", "path": "/var/lib/docker/overlay2"},
+        ]
     """
 
     default = list
 
     def command(self) -> str:
-        return render("audit/docker-watch-paths.sh.j2", items=DOCKER_AUDIT_ITEMS)
+        return render(
+            "audit/docker-watch-paths.sh.j2",
+            items=DOCKER_AUDIT_ITEMS,
+            docker_root=DOCKER_ROOT,
+            data_dirs=DOCKER_DATA_DIRS,
+        )
 
     def process(self, output: list[str]) -> list[AuditWatch]:
         watches: list[AuditWatch] = []
@@ -81,34 +113,61 @@ class DockerAuditPaths(FactBase[list[AuditWatch]]):
 class AuditStatus(TypedDict):
     enabled: int | None  # 0 off, 1 on, 2 locked (rules immutable until reboot)
     rules: list[str]  # as auditctl -l prints them
+    backlog_limit: int | None  # auditctl -b in the kernel
+    backlog_wait_time: int | None  # --backlog_wait_time in the kernel (ticks)
+    # What /etc/audit/rules.d gives when augenrules merges it: the last of each setting.
+    rules_d: dict[str, int]
+
+
+# auditctl's options for the backlog settings, by the name auditctl -s prints.
+BACKLOG_OPTIONS = {"-b": "backlog_limit", "--backlog_wait_time": "backlog_wait_time"}
+AUDIT_RULES_DIR = "/etc/audit/rules.d"
 
 
 class LoadedAuditRules(FactBase[AuditStatus | None]):
     """
-    The audit rules loaded in the kernel, as ``auditctl -l`` prints them, and the ``enabled``
-    flag of ``auditctl -s``; None when auditctl is not installed.
+    The audit rules loaded in the kernel, as ``auditctl -l`` prints them, the ``enabled`` flag
+    and backlog settings of ``auditctl -s``, and the backlog settings the files of
+    /etc/audit/rules.d give when augenrules merges them (the last ``-b`` and the last
+    ``--backlog_wait_time`` win); None when auditctl is not installed.
 
     .. code:: python
 
-        {"enabled": 1, "rules": ["-w /etc/docker -p wa -k dindkit-docker"]}
+        {
+            "enabled": 1,
+            "rules": ["-w /etc/docker -p wa -k dindkit-docker"],
+            "backlog_limit": 16384,
+            "backlog_wait_time": 0,
+            "rules_d": {"backlog_limit": 16384, "backlog_wait_time": 0},
+        }
     """
 
     def command(self) -> str:
-        return (
-            "! command -v auditctl >/dev/null 2>&1 || "
-            "{ auditctl -s | grep '^enabled '; auditctl -l; }"
-        )
+        return render("audit/loaded-rules.sh.j2", rules_dir=AUDIT_RULES_DIR)
 
     @staticmethod
     def default() -> AuditStatus | None:
         return None
 
     def process(self, output: list[str]) -> AuditStatus | None:
-        status: AuditStatus = {"enabled": None, "rules": []}
+        status: AuditStatus = {
+            "enabled": None,
+            "rules": [],
+            "backlog_limit": None,
+            "backlog_wait_time": None,
+            "rules_d": {},
+        }
         for line in output:
             line = line.strip()
-            if line.startswith("enabled "):
-                status["enabled"] = ascii_number(line.split()[1])
+            words = line.split()
+            if line.startswith("rules.d "):
+                value = ascii_number(words[2]) if len(words) >= 3 else None
+                if words[1:2] and words[1] in BACKLOG_OPTIONS and value is not None:
+                    status["rules_d"][BACKLOG_OPTIONS[words[1]]] = value
+            elif len(words) == 2 and words[0] in ("enabled", *BACKLOG_OPTIONS.values()):
+                number = ascii_number(words[1])
+                if number is not None:
+                    status[words[0]] = number  # type: ignore[literal-required]
             elif line and line != "No rules":
                 status["rules"].append(line)
         return status

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any, TypedDict
 
 from pyinfra.api import FactBase
+
+from dindkit.settings import ascii_number
+from dindkit.templating import render
 
 
 def _first_line(output: list[str]) -> str | None:
@@ -158,3 +162,67 @@ class DockerDaemonInEffect(FactBase[dict[str, Any] | None]):
         if len(lines) > 1 and lines[1] in ("true", "false"):
             in_effect["icc"] = lines[1] == "true"
         return in_effect
+
+
+class AuditCostStatus(TypedDict):
+    events_last_hour: int  # audit events with dindkit's key (ausearch)
+    window_minutes: int  # 60, or the minutes since boot when less
+    events_per_minute: float
+    lost: int | None  # records the kernel dropped since boot (auditctl -s)
+    backlog: int | None  # records queued for auditd now
+    backlog_limit: int | None
+    backlog_wait_time: int | None  # ticks a writer may wait while the backlog is full
+    backlog_wait_time_actual: int | None  # ticks writers waited since boot
+
+
+AUDIT_COUNTERS = (
+    "lost",
+    "backlog",
+    "backlog_limit",
+    "backlog_wait_time",
+    "backlog_wait_time_actual",
+)
+
+
+class AuditCost(FactBase[AuditCostStatus | None]):
+    """What auditing costs on the host: events with ``key`` in the last hour (``ausearch``),
+    per minute, and the kernel's counters of ``auditctl -s`` (lost records, backlog, backlog
+    waits). None without auditctl.
+
+    .. code:: python
+
+        {"events_last_hour": 120, "window_minutes": 60, "events_per_minute": 2.0, "lost": 0,
+         "backlog": 0, "backlog_limit": 16384, "backlog_wait_time": 0,
+         "backlog_wait_time_actual": 0}
+    """
+
+    def command(self, key: str) -> str:
+        return render("audit/audit-cost.sh.j2", key=shlex.quote(key))
+
+    @staticmethod
+    def default() -> AuditCostStatus | None:
+        return None
+
+    def process(self, output: list[str]) -> AuditCostStatus | None:
+        values: dict[str, int] = {}
+        for line in output:
+            words = line.split()
+            number = ascii_number(words[1]) if len(words) >= 2 else None
+            if number is not None:
+                values[words[0]] = number
+        if "events" not in values:
+            return None
+        window = max(1, min(60, values.get("uptime", 3600) // 60))
+        cost: AuditCostStatus = {
+            "events_last_hour": values["events"],
+            "window_minutes": window,
+            "events_per_minute": round(values["events"] / window, 1),
+            "lost": None,
+            "backlog": None,
+            "backlog_limit": None,
+            "backlog_wait_time": None,
+            "backlog_wait_time_actual": None,
+        }
+        for name in AUDIT_COUNTERS:
+            cost[name] = values.get(name)  # type: ignore[literal-required]
+        return cost

@@ -311,6 +311,19 @@ DOCKER_SETTINGS = SettingsTable(
             audit_rules_file,
         ),
         Setting(
+            "docker_audit_backlog_limit",
+            16384,
+            "Audit records the kernel queues for auditd (auditctl -b) before the backlog is full.",
+            integer(1024, 1048576),
+        ),
+        Setting(
+            "docker_audit_backlog_wait_time",
+            0,
+            "Kernel ticks (250 a second on Debian) a writer waits while the audit backlog is "
+            "full (--backlog_wait_time); 0 loses the record instead of holding the writer.",
+            integer(0, 60000),
+        ),
+        Setting(
             "docker_daemon_wait_seconds",
             60,
             "How long to wait for dockerd to answer after a (re)start.",

@@ -3,7 +3,10 @@ and 13, on the session's converged VMs: the paths differ between docker.io versi
 and runc in /usr/sbin or /usr/bin, units in /lib or /usr/lib) and so does auditd (3.0 / 4.0).
 
 A user's own rules file is planted first (conftest.py's ``USER_STATE``) and must stay loaded
-throughout. The module ends with the defaults (audit on) so later modules find a converged VM.
+throughout. What an auditor needs is recorded (daemon.json, docker.service, the dockerd binary,
+files directly under /var/lib/docker); writes to image layers are not (the never rules before
+the tree watch on /var/lib/docker). The module ends with the defaults (audit on) so later
+modules find a converged VM.
 Bookworm only: the refused bad setting (it does not differ between distributions).
 """
 
@@ -36,10 +39,35 @@ for path in /run/containerd /var/lib/docker /etc/docker /run/containerd/containe
     /etc/default/docker /etc/docker/daemon.json /etc/containerd/config.toml /etc/sysconfig/docker
 do [ ! -e "$path" ] || echo "$path"; done
 """
+# The directories of layer and volume data that must not be recorded, under Docker's root and
+# each userns-remap root (the lab remaps: /var/lib/docker/165536.165536).
+EXPECTED_EXCLUSIONS = r"""
+for root in /var/lib/docker /var/lib/docker/[0-9]*.[0-9]*; do
+  for name in overlay2 fuse-overlayfs vfs btrfs zfs containerd buildkit tmp volumes; do
+    [ ! -d "$root/$name" ] || echo "$root/$name"
+  done
+done
+"""
 
 
 def dindkit_rules(vm: Any) -> list[str]:
     return [line for line in vm.ssh("auditctl -l").stdout.splitlines() if f"-k {KEY}" in line]
+
+
+def never_rules(vm: Any) -> list[str]:
+    return [line for line in vm.ssh("auditctl -l").stdout.splitlines() if f"key={KEY}" in line]
+
+
+def search(vm: Any, arguments: str, wait: float = 30) -> Any:
+    """ausearch for dindkit's key and ``arguments``, retried until found or ``wait`` s passed."""
+    # --input-logs: without a terminal, ausearch would read stdin instead of the log.
+    command = f"ausearch --input-logs -i -k {KEY} -ts recent {arguments}"
+    deadline = time.monotonic() + wait
+    while True:
+        found = vm.ssh(command, check=False)
+        if found.returncode == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
 
 
 @pytest.fixture(scope="module", params=["bookworm", "trixie"])
@@ -58,6 +86,45 @@ def test_every_existing_docker_path_is_watched(vm: Any) -> None:
     # /run/containerd exists at boot before auditd loads the rules (else they stop loading).
     assert "d /run/containerd 0711 root root -" in vm.ssh(f"cat {TMPFILES}").stdout
     assert vm.ssh(f"stat -c '%U:%G %a' {RULES_FILE}").stdout.strip() == "root:root 640"
+
+
+def test_layer_data_is_excluded_before_the_tree_watch(vm: Any) -> None:
+    excluded = vm.ssh(EXPECTED_EXCLUSIONS).stdout.split()
+    root = vm.ssh("docker info --format '{{.DockerRootDir}}'").stdout.strip()
+    assert f"{root}/overlay2" in excluded  # the remapped root's layers too
+    loaded = vm.ssh("auditctl -l").stdout.splitlines()
+    never = never_rules(vm)
+    assert never == [f"-a never,exit -S all -F dir={path} -F key={KEY}" for path in excluded]
+    # The kernel takes the first matching rule of the exit list: the never rules come first.
+    tree_watch = loaded.index(f"-w /var/lib/docker -p wa -k {KEY}")
+    assert all(loaded.index(rule) < tree_watch for rule in never)
+    status = dict(line.split()[:2] for line in vm.ssh("auditctl -s").stdout.splitlines())
+    assert (status["backlog_limit"], status["backlog_wait_time"]) == ("16384", "0")
+
+
+def test_what_an_auditor_needs_is_recorded_and_layer_writes_are_not(vm: Any) -> None:
+    """A docker.service change, a replaced dockerd and a file written directly under
+    /var/lib/docker are found; a file written inside overlay2, before them, is not."""
+    root = vm.ssh("docker info --format '{{.DockerRootDir}}'").stdout.strip()
+    stamp = vm.ssh("date +%s%N").stdout.strip()
+    in_layers = f"{root}/overlay2/dindkit-audit-{stamp}"
+    direct = f"/var/lib/docker/dindkit-audit-{stamp}"
+    dockerd = vm.ssh('readlink -f "$(command -v dockerd)"').stdout.strip()
+    unit = vm.ssh("systemctl show -P FragmentPath docker.service").stdout.strip()
+    vm.ssh(
+        f"echo probe | dd of={in_layers} status=none && echo probe | dd of={direct} status=none"
+        f" && touch {unit}"
+        f" && cp -p {dockerd} {dockerd}.dindkit-audit && mv {dockerd}.dindkit-audit {dockerd}"
+    )
+    try:
+        for path, program in ((direct, "dd"), (unit, "touch"), (dockerd, "mv")):
+            found = search(vm, f"-f {path} -x /usr/bin/{program}")
+            assert found.returncode == 0, (path, found.stdout + found.stderr)
+            assert f"key={KEY}" in found.stdout
+        # Written before the file directly under /var/lib/docker, which auditd has logged.
+        assert search(vm, f"-f {in_layers}", wait=0).returncode != 0
+    finally:
+        vm.ssh(f"rm -f {in_layers} {direct}")
 
 
 def test_write_to_daemon_json_is_in_the_audit_log(vm: Any) -> None:

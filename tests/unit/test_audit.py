@@ -33,6 +33,17 @@ BAD_AUDIT_SETTINGS = [
         {"docker_audit_rules_file": "/etc/audit/rules.d/audit.rules"},
         "other than the distribution's own /etc/audit/rules.d/audit.rules",
     ),
+    (
+        {"docker_audit_backlog_limit": 100},
+        "Invalid setting docker_audit_backlog_limit=100: allowed: a whole number from 1024 to "
+        "1048576",
+    ),
+    (
+        {"docker_audit_backlog_wait_time": -1},
+        "Invalid setting docker_audit_backlog_wait_time=-1: allowed: a whole number from 0 to "
+        "60000",
+    ),
+    ({"docker_audit_backlog_wait_time": "soon"}, "docker_audit_backlog_wait_time='soon'"),
 ]
 
 
@@ -109,8 +120,16 @@ def test_rules_file_has_one_watch_per_path() -> None:
         {"item": "1.1.3", "path": "/usr/sbin/dockerd"},
         {"item": "1.1.6", "path": "/etc/docker"},
     ]
-    text = render("etc/audit/rules.d/dindkit-docker.rules.j2", watches=watches, key="k")
-    rules = [line for line in text.splitlines() if line.startswith("-")]
+    text = render(
+        "etc/audit/rules.d/dindkit-docker.rules.j2",
+        watches=watches,
+        key="k",
+        exclusions=[],
+        docker_root="/var/lib/docker",
+        backlog_limit=16384,
+        backlog_wait_time=0,
+    )
+    rules = [line for line in text.splitlines() if line.startswith("-w")]
     assert rules == ["-w /usr/sbin/dockerd -p wa -k k", "-w /etc/docker -p wa -k k"]
 
 
