@@ -87,7 +87,15 @@ def test_paths_script_prints_exactly_the_items_that_exist(tmp_path: Path) -> Non
         AuditItem("3", "binary", "sh"),
         AuditItem("4", "binary", "dindkit-no-such-binary"),
     )
-    script = render("audit/docker-watch-paths.sh.j2", items=items)
+    docker_root = tmp_path / "lib-docker"  # layer data here and under a userns-remap root
+    (docker_root / "overlay2").mkdir(parents=True)
+    (docker_root / "165536.165536" / "overlay2").mkdir(parents=True)
+    script = render(
+        "audit/docker-watch-paths.sh.j2",
+        items=items,
+        docker_root=docker_root,
+        data_dirs=("overlay2", "buildkit"),
+    )
     output = subprocess.run(
         ["sh", "-c", script], capture_output=True, text=True, check=True
     ).stdout.splitlines()
@@ -96,6 +104,11 @@ def test_paths_script_prints_exactly_the_items_that_exist(tmp_path: Path) -> Non
     if shell.is_symlink():
         assert f"3 {shell.resolve()}" in output
     assert not [line for line in output if line.startswith("4 ")]
+    excluded = sorted(line for line in output if line.startswith("exclude "))
+    assert excluded == [
+        f"exclude {docker_root}/165536.165536/overlay2",
+        f"exclude {docker_root}/overlay2",
+    ]  # buildkit does not exist here: no rule for it
     watches = DockerAuditPaths().process([*output, f"5 {tmp_path}/with blank"])
     assert {"item": "1", "path": str(present)} in watches and len(watches) == len(output)
     assert all(Path(watch["path"]).exists() for watch in watches), watches

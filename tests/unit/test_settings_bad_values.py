@@ -92,6 +92,8 @@ BAD: dict[str, list[Any]] = {
         "/etc/audit/rules.d/../dindkit.rules",
         "/etc/audit/rules.d/$(id).rules",
     ],
+    "docker_audit_backlog_limit": [0, 1023, 1048577, "16k", True, -1, *NON_ASCII_NUMBERS],
+    "docker_audit_backlog_wait_time": [-1, 60001, "0s", 1.5, True, *NON_ASCII_NUMBERS],
     "docker_daemon_wait_seconds": [0, 4, 601, "60s", True, *NON_ASCII_NUMBERS],
     "docker_socket_group": [
         "root",
@@ -195,6 +197,8 @@ GOOD: dict[str, list[Any]] = {
     ],
     "docker_audit": [True, "false"],
     "docker_audit_rules_file": ["/etc/audit/rules.d/dindkit-docker.rules"],
+    "docker_audit_backlog_limit": [1024, "16384", 1048576],
+    "docker_audit_backlog_wait_time": [0, "60000", 250],
     "docker_daemon_wait_seconds": [5, "600"],
     "docker_socket_group": ["docker", "docker-users", "_docker"],
     "docker_socket_gid": [None, 1, "2375", 65533],
