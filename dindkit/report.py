@@ -29,6 +29,7 @@ from typing import Any
 from dindkit import templating
 
 STATUSES = ("passed", "failed", "skipped")
+OUTCOMES = ("allowed", "blocked", "inconclusive")
 HOSTS_DIR = "hosts"
 REPORT_JSON = "report.json"
 JUNIT_XML = "junit.xml"
@@ -48,12 +49,23 @@ class Check:
 
 
 @dataclass
+class Escape:
+    """One escape attempt of a mode: what it came to, what the mode declares, the evidence."""
+
+    outcome: str  # allowed, blocked, inconclusive
+    expected: str = ""
+    evidence: str = ""
+
+
+@dataclass
 class ModeResult:
     status: str
     reason: str = ""
     seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
-    grants: str = ""  # what the mode gives the container on the host, in one sentence
+    # What the mode gives the container on the host: generated from the escape outcomes.
+    grants: str = ""
+    escapes: dict[str, Escape] = field(default_factory=dict)  # attempt -> its outcome
 
 
 @dataclass
@@ -90,6 +102,9 @@ def host_from_dict(data: dict[str, Any]) -> HostResult:
                 seconds=float(mode.get("seconds", 0.0)),
                 checks=[Check(**check) for check in mode.get("checks", [])],
                 grants=mode.get("grants", ""),
+                escapes={
+                    name: Escape(**escape) for name, escape in mode.get("escapes", {}).items()
+                },
             )
             for name, mode in data["modes"].items()
         }
@@ -199,6 +214,16 @@ def parse_report(text: str) -> Report:
                 isinstance(check, dict) and {"name", "status"} <= set(check) for check in checks
             ):
                 raise ValueError(f"{where}.checks is not a list of {{name, status, detail}}")
+            escapes = mode.get("escapes", {})
+            for attempt, escape in escapes.items() if isinstance(escapes, dict) else ():
+                outcome = escape.get("outcome") if isinstance(escape, dict) else None
+                if outcome not in OUTCOMES:
+                    raise ValueError(
+                        f"{where}.escapes.{attempt}.outcome is {outcome!r}, "
+                        f"not one of {', '.join(OUTCOMES)}"
+                    )
+            if not isinstance(escapes, dict):
+                raise ValueError(f"{where}.escapes is not an object of attempts")
     try:
         return Report.from_dict(data)
     except (TypeError, ValueError) as error:

@@ -25,8 +25,11 @@ def validate_report_json(data: dict) -> None:
     for modes in data["hosts"].values():
         assert set(modes) == {"modes"}
         for mode in modes["modes"].values():
-            assert set(mode) == {"status", "reason", "seconds", "grants", "checks"}
+            assert set(mode) == {"status", "reason", "seconds", "grants", "checks", "escapes"}
             assert isinstance(mode["grants"], str)
+            for escape in mode["escapes"].values():
+                assert set(escape) == {"outcome", "expected", "evidence"}
+                assert escape["outcome"] in r.OUTCOMES
             assert mode["status"] in r.STATUSES
             assert isinstance(mode["reason"], str)
             assert isinstance(mode["seconds"], int | float)

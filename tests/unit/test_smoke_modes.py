@@ -9,13 +9,15 @@ import os
 import socket
 import stat
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dindkit.report import Check
-from dindkit.smoke import modes
-from dindkit.smoke.deploy import summarise
+from dindkit.smoke import escape, modes
+from dindkit.smoke.deploy import judge_escapes, summarise
 from dindkit.smoke.modes import rootless, sysbox, userns
 
 CTX = modes.Context(
@@ -161,8 +163,15 @@ def test_sysbox_skipped_without_the_runtime():
 # The scripts against a fake docker ------------------------------------------------------------
 
 FAKE_DOCKER = """#!/bin/sh
-echo "docker $*" >>"$DOCKER_LOG"
 case "$*" in
+  *"@@escape begin"*) echo "docker exec (the escape attempts)" >>"$DOCKER_LOG";;
+  *) echo "docker $*" >>"$DOCKER_LOG";;
+esac
+case "$*" in
+  "exec "*"@@escape begin"*)  # the job container: the stand-in with the attempts' arguments
+    shift 6; exec sh -c "$STAND_IN" stand-in "$@";;
+  "info --format {{.ID}}") echo "$HOST_ID";;
+  "inspect --format {{.State.Pid}} {{.Id}} "*) echo "$JOB_PID $JOB_ID";;
   "info --format {{json .SecurityOptions}}") echo "${SECURITY_OPTIONS:-[]}";;
   "image inspect"*) exit 1;;
   *"cat /proc/self/uid_map") echo "${UID_MAP:-0 100000 65536}";;
@@ -177,9 +186,79 @@ exec "$@"
 """
 
 
+# The escape suite against stand-ins -----------------------------------------------------------
+
+HOST_ID = "HOST:DAEMON:ID"
+JOB_PID, JOB_ID = "4242", "c0ffee1234"
+HOST_PIDNS = "pid:[4026531836]"
+# Attempts the job container judges itself (the kernel said yes or no).
+CONTAINER_JUDGED = {"host-proc-sys", "kernel-module", "mount", "set-time"}
+# What a stand-in job container does where an attempt succeeds. Arguments as the attempts
+# get them: $1 canary, $2 marker, $3 root device, $4 listener port, $5 cgroup name.
+SUCCEEDS = {
+    "privileged-host-root": 'cat "$1"; echo privileged-host-root >>"$2"',
+    "read-host-shadow": 'cat "$1"',
+    "write-host-root": 'echo write-host-root >>"$2"',
+    "host-block-device": (
+        'echo "sha256=$(dd if="$FAKE_ROOT/dev/block/$3" bs=512 skip=2 count=1 2>/dev/null'
+        " | sha256sum | cut -d' ' -f1)\""
+    ),
+    "host-pid": 'echo "pidns=$(readlink "$FAKE_ROOT/proc/1/ns/pid")"',
+    "cgroup-escape": 'mkdir "$FAKE_ROOT/sys/fs/cgroup/$5"',
+    "host-docker-socket": 'echo "daemon-id=$HOST_ID"',
+    "host-loopback": (
+        "python3 -c 'import socket, sys; "
+        's = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); '
+        'print(s.recv(200).decode())\' "$4"'
+    ),
+    "container-root-on-host": ('printf "Uid:\\t0\\t0\\t0\\t0\\n" >"$FAKE_ROOT/proc/4242/status"'),
+}
+
+
+def stand_in(outcomes: Mapping[str, str]) -> str:
+    """A job container whose attempts come out as OUTCOMES (attempt -> outcome) say."""
+    lines = []
+    for name in escape.ATTEMPTS:
+        outcome = outcomes[name]
+        state = outcome if name in CONTAINER_JUDGED or outcome == "inconclusive" else "ran"
+        action = {
+            "allowed": SUCCEEDS.get(name, "echo done"),
+            "blocked": "echo 'Permission denied'",
+            "inconclusive": "echo 'sh: probe: not found'",
+        }[outcome]
+        lines += [f"echo '@@escape begin {name}'", action, f"echo '@@escape end {name} {state}'"]
+    return "\n".join(lines)
+
+
+def fake_host(root: Path) -> None:
+    """The host paths the escape suite reads, as a host where nothing leaked shows them."""
+    (root / "root").mkdir(parents=True)
+    (root / "proc/1/ns").mkdir(parents=True)
+    (root / "proc/1/ns/pid").symlink_to(HOST_PIDNS)
+    job = root / "proc" / JOB_PID
+    job.mkdir()
+    (job / "status").write_text("Uid:\t101000\t101000\t101000\t101000\n")
+    (job / "cgroup").write_text(f"0::/system.slice/docker-{JOB_ID}.scope\n")
+    (job / "uid_map").write_text("         0     100000      65536\n")
+    (root / "sys/fs/cgroup").mkdir(parents=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu memory\n")
+    (root / "dev/block").mkdir(parents=True)
+    (root / "dev/block/0:0").write_bytes(os.urandom(4096))
+
+
 def run_script(
-    tmp_path: Path, mode: modes.Mode, ctx: modes.Context = CTX, **env: str
+    tmp_path: Path,
+    mode: modes.Mode,
+    ctx: modes.Context = CTX,
+    attempts: Mapping[str, str] | None = None,
+    **env: str,
 ) -> tuple[int, str, str]:
+    """The mode's script against a fake docker; the escape attempts' job container is a
+    stand-in whose outcomes are ATTEMPTS (default: as the mode declares)."""
+    host_root = tmp_path / "host"
+    fake_host(host_root)
+    ctx = dataclasses.replace(ctx, escape_host_root=str(host_root))
+    outcomes = {**mode.expected, **(attempts or {})}
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, text in (("docker", FAKE_DOCKER), ("runuser", FAKE_RUNUSER)):
@@ -196,6 +275,11 @@ def run_script(
             **os.environ,
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "DOCKER_LOG": str(log),
+            "STAND_IN": stand_in(outcomes) if outcomes else "exit 0",
+            "FAKE_ROOT": str(host_root),
+            "HOST_ID": HOST_ID,
+            "JOB_PID": JOB_PID,
+            "JOB_ID": JOB_ID,
             **env,
         },
         timeout=60,
@@ -217,6 +301,12 @@ def test_script_passes_every_step_and_cleans_up(tmp_path):
     assert "docker rm -f -v dindkit-smoke-0a1b2c3d-dind-client" in calls
     assert "docker network rm dindkit-smoke-0a1b2c3d-dind-net" in calls
     assert "--privileged" in calls and "--userns=host" not in calls
+    # The stand-in behaved as dind declares: the host's verdicts agree, the escape check passes.
+    checks = [Check(c.name, c.status, c.detail) for c in parsed.checks]
+    escapes = judge_escapes(mode, output, checks)
+    assert {name: e.outcome for name, e in escapes.items()} == dict(mode.expected), output
+    assert checks[-2].name == "escape" and checks[-2].status == "passed"
+    assert not list((tmp_path / "host/root").iterdir())  # canary and marker removed
 
 
 def test_script_stops_at_the_first_failure_and_still_cleans_up(tmp_path):
@@ -309,11 +399,67 @@ def test_fail_lines_lead_the_detail_and_the_reason():
     result = summarise(mode, checks, 3.0)
     assert result.status == "failed"
     assert result.reason == "socket-group: socket group root (gid 0) is not docker"
-    assert result.grants == mode.grants
+    # No attempt measured: the grants say what the mode declares, and that it is not measured.
+    assert result.grants.startswith("declared (not measured here): allowed: host root through")
 
 
 def test_summarise_passed():
     mode = modes.build_mode("podman", CTX)
     checks = [Check(s.name, "passed") for s in mode.steps]
     result = summarise(mode, checks, 1.5)
-    assert (result.status, result.seconds, result.grants) == ("passed", 1.5, mode.grants)
+    assert (result.status, result.seconds) == ("passed", 1.5)
+    assert result.grants == "declared (not measured here): blocked: " + ", ".join(
+        escape.ATTEMPTS.values()
+    )
+
+
+# Weakenings: a stand-in job container that behaves as a weakened host would ----------------
+
+
+def escape_run(tmp_path: Path, name: str, attempts: Mapping[str, str]) -> tuple[Check, Any]:
+    mode = modes.build_mode(name, CTX)
+    code, output, _ = run_script(tmp_path, mode, attempts=attempts)
+    checks = [Check(c.name, c.status, c.detail) for c in modes.parse_output(mode, output).checks]
+    escapes = judge_escapes(mode, output, checks)
+    result = summarise(mode, checks, 1.0, escapes)
+    return next(check for check in checks if check.name == "escape"), (result, escapes, code)
+
+
+@pytest.mark.parametrize("attempt", [name for name in escape.ATTEMPTS if name != "mount"])
+def test_every_attempt_turns_the_mode_red_when_it_gets_through(attempt, tmp_path):
+    """userns declares every attempt but mount blocked; the stand-in lets one through."""
+    check, (result, escapes, code) = escape_run(tmp_path, "userns", {attempt: "allowed"})
+    assert escapes[attempt].outcome == "allowed", escapes[attempt].evidence
+    assert code == 0  # the step ran; the verdict is the host's and the declaration's
+    assert check.status == "failed"
+    assert check.detail.startswith(f"FAIL: {attempt} allowed, expected blocked: ")
+    assert result.status == "failed" and result.reason.startswith(f"escape: {attempt} allowed")
+    assert escape.ATTEMPTS[attempt] in result.grants.split("; blocked: ")[0]
+    # The host's canary and marker count whoever got them: the privileged route reads and writes.
+    through = {"privileged-host-root": {"read-host-shadow", "write-host-root"}}
+    others = {name: e.outcome for name, e in escapes.items() if name != attempt}
+    assert others == {
+        name: "allowed" if name in through.get(attempt, ()) else outcome
+        for name, outcome in userns.EXPECTED.items()
+        if name != attempt
+    }
+    assert not list((tmp_path / "host/root").iterdir())  # canary and marker removed
+
+
+def test_a_declared_allowance_that_is_blocked_is_red_too(tmp_path):
+    """The matrix documents the mode: a declared "allowed" that is blocked is a wrong claim."""
+    check, (result, escapes, _) = escape_run(tmp_path, "userns", {"mount": "blocked"})
+    assert result.status == "failed"
+    assert escapes["mount"].outcome == "blocked"
+    assert check.status == "failed"
+    assert check.detail.startswith("FAIL: mount blocked, expected allowed")
+
+
+def test_a_probe_that_cannot_run_is_inconclusive_and_fails_the_mode(tmp_path):
+    check, (result, escapes, _) = escape_run(tmp_path, "userns", {"kernel-module": "inconclusive"})
+    assert escapes["kernel-module"].outcome == "inconclusive"
+    assert check.status == "failed"
+    assert check.detail.startswith(
+        "FAIL: kernel-module inconclusive (a probe that did not run proves nothing)"
+    )
+    assert result.status == "failed"
