@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import grp
 import os
 import socket
 import stat
@@ -167,18 +168,47 @@ case "$*" in
   *"@@escape begin"*) echo "docker exec (the escape attempts)" >>"$DOCKER_LOG";;
   *) echo "docker $*" >>"$DOCKER_LOG";;
 esac
+# The dind container as its flags make it: the host's user namespace, the host's devices.
+case "$*" in
+  "run -d --name "*"-daemon "*)
+    case "$*" in *--privileged* | *--userns=host*) : >"$DOCKER_LOG.host-userns";; esac
+    case "$*" in *--privileged* | *--device*) : >"$DOCKER_LOG.host-devices";; esac;;
+esac
 case "$*" in
   "exec "*"@@escape begin"*)  # the job container: the stand-in with the attempts' arguments
     shift 6; exec sh -c "$STAND_IN" stand-in "$@";;
+  "exec "*"plain TCP refused"*)  # the TLS client: its script runs here, on this fake
+    shift 4; exec sh -c "$1";;
+  "--tls=false version")
+    [ -n "$PLAIN_TCP" ] && { echo "Server: Docker Engine"; exit 0; }
+    echo "Client sent an HTTP request to an HTTPS server."; exit 1;;
+  "exec "*" docker info --format {{.ID}}") echo "${INNER_ID-INNER:DAEMON:ID}";;
   "info --format {{.ID}}") echo "$HOST_ID";;
   "inspect --format {{.State.Pid}} {{.Id}} "*) echo "$JOB_PID $JOB_ID";;
   "info --format {{json .SecurityOptions}}") echo "${SECURITY_OPTIONS:-[]}";;
+  "image inspect --format"*) echo "sha256:0123 4096 bytes";;  # dood's build, on the host
   "image inspect"*) exit 1;;
-  *"cat /proc/self/uid_map") echo "${UID_MAP:-0 100000 65536}";;
+  *"cat /proc/self/uid_map")
+    if [ -e "$DOCKER_LOG.host-userns" ]; then echo "0 0 4294967295"
+    else echo "${UID_MAP:-0 100000 65536}"; fi;;
+  *"find /dev -type b") [ -e "$DOCKER_LOG.host-devices" ] && echo /dev/vda;;
   "exec "*) [ -n "$FAIL_EXEC" ] && { echo "cannot connect"; exit 1; };;
+  "run"*) [ -n "$REFUSE_RUN" ] && { echo "Error response from daemon: refused"; exit 125; };;
+esac
+case "$*" in
   "run --rm --name "*"--privileged"*) printf '%s' "$PROBE_OUTPUT";;
+  "run --rm "*"docker version")  # dood's client without the socket's group
+    case "$*" in *--group-add*) ;; *)
+      [ -n "$SOCKET_OPEN" ] && { echo "Server: Docker Engine"; exit 0; }
+      echo "permission denied while trying to connect to the Docker daemon socket"; exit 1;;
+    esac;;
 esac
 exit 0
+"""
+# What openssl s_client shows when the daemon wants a client certificate (TLS 1.3).
+REFUSED_TLS = "CONNECTED(00000003)\\n0A00045C:SSL routines::tlsv13 alert certificate required"
+FAKE_OPENSSL = """#!/bin/sh
+printf '%b\\n' "${OPENSSL_OUTPUT:-$REFUSED_TLS}"
 """
 FAKE_RUNUSER = """#!/bin/sh
 shift 3  # -u USER --
@@ -261,7 +291,11 @@ def run_script(
     outcomes = {**mode.expected, **(attempts or {})}
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("docker", FAKE_DOCKER), ("runuser", FAKE_RUNUSER)):
+    for name, text in (
+        ("docker", FAKE_DOCKER),
+        ("runuser", FAKE_RUNUSER),
+        ("openssl", FAKE_OPENSSL),
+    ):
         fake = bin_dir / name
         fake.write_text(text)
         fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
@@ -280,6 +314,7 @@ def run_script(
             "HOST_ID": HOST_ID,
             "JOB_PID": JOB_PID,
             "JOB_ID": JOB_ID,
+            "REFUSED_TLS": REFUSED_TLS,
             **env,
         },
         timeout=60,
@@ -463,3 +498,113 @@ def test_a_probe_that_cannot_run_is_inconclusive_and_fails_the_mode(tmp_path):
         "FAIL: kernel-module inconclusive (a probe that did not run proves nothing)"
     )
     assert result.status == "failed"
+
+
+def failed_check(mode: modes.Mode, output: str) -> modes.CheckResult:
+    failed = modes.parse_output(mode, output).failed
+    assert failed, output
+    return failed[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "weakening", "check", "fail"),
+    [
+        ("dind", {"PLAIN_TCP": "1"}, "tls-required", "FAIL: the daemon answered plain TCP"),
+        (
+            "dind",
+            {"OPENSSL_OUTPUT": 'HTTP/1.1 200 OK\n{"ApiVersion":"1.41"}'},
+            "tls-required",
+            "FAIL: the daemon answered TLS without a client certificate",
+        ),
+        (
+            "userns",
+            {"OPENSSL_OUTPUT": "connect:errno=111"},
+            "tls-required",
+            "FAIL: inconclusive: the TLS attempt without a client certificate got no refusal",
+        ),
+        ("sysbox", {"INNER_ID": HOST_ID}, "no-host-socket", "FAIL: the dind container's socket"),
+        ("sysbox", {"INNER_ID": ""}, "no-host-socket", "FAIL: inconclusive: no daemon ID"),
+    ],
+)
+def test_every_daemon_check_turns_red_on_its_weakening(name, weakening, check, fail, tmp_path):
+    mode = modes.build_mode(name, CTX)
+    code, output, _ = run_script(tmp_path, mode, **weakening)
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == check, output
+    assert failed.detail.startswith(fail), failed.detail
+    (tmp_path / "as-built").mkdir()  # and without the weakening the check passes
+    code, output, _ = run_script(tmp_path / "as-built", mode)
+    assert checks_of(mode, output)[check].status == "passed", output
+
+
+@pytest.mark.parametrize(
+    ("flag", "check", "fail"),
+    [
+        ("--privileged", "uid-map-not-identity", "FAIL: root in the container is host root"),
+        ("--userns=host", "uid-map-not-identity", "FAIL: root in the container is host root"),
+        ("--device /dev/vda", "no-host-devices", "FAIL: the container sees host block devices"),
+    ],
+)
+def test_userns_turns_red_when_its_container_gets_host_privileges(flag, check, fail, tmp_path):
+    """The fake daemon gives the dind container what its flags ask for."""
+    mode = userns.build(CTX, daemon_flags=f"{userns.DAEMON_FLAGS} {flag}")
+    code, output, _ = run_script(tmp_path, mode)
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == check, output
+    assert failed.detail.startswith(fail), failed.detail
+
+
+def test_rootless_probe_that_cannot_run_is_inconclusive_and_fails(tmp_path):
+    path = tmp_path / "docker.sock"
+    socket.socket(socket.AF_UNIX).bind(str(path))
+    ctx = dataclasses.replace(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
+    mode = modes.build_mode("rootless", ctx)
+    code, output, _ = run_script(tmp_path, mode, ctx, PROBE_OUTPUT="")
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == "no-escalation"
+    assert failed.detail.startswith("FAIL: inconclusive: the --privileged -v /:/host probe")
+
+
+def test_a_docker_that_refuses_every_run_fails_every_mode(tmp_path):
+    for name in ("dood", "dind", "rootless", "userns", "podman"):
+        mode = modes.build_mode(name, CTX)
+        (tmp_path / name).mkdir()
+        _, output, _ = run_script(tmp_path / name, mode, REFUSE_RUN="1")
+        result = summarise(
+            mode,
+            [Check(c.name, c.status, c.detail) for c in modes.parse_output(mode, output).checks],
+            1.0,
+        )
+        assert result.status == "failed", (name, output)
+
+
+def socket_for_dood(tmp_path: Path, mode: int) -> tuple[modes.Mode, str]:
+    """dood on a socket of ours: group a non-root group, permissions MODE."""
+    group = next(each for each in grp.getgrall() if each.gr_gid != 0)
+    path = tmp_path / "docker.sock"
+    socket.socket(socket.AF_UNIX).bind(str(path))
+    os.chown(path, -1, group.gr_gid)
+    path.chmod(mode)
+    ctx = dataclasses.replace(CTX, socket_group=group.gr_name)
+    dood = modes.build_mode("dood", ctx)
+    return dataclasses.replace(dood, values={**dood.values, "SOCKET": str(path)}), group.gr_name
+
+
+def test_dood_turns_red_on_a_world_writable_socket_or_one_open_to_all(tmp_path):
+    (tmp_path / "0660").mkdir()
+    mode, _ = socket_for_dood(tmp_path / "0660", 0o660)
+    code, output, _ = run_script(tmp_path / "0660", mode)
+    assert checks_of(mode, output)["socket-group"].status == "passed", output
+    assert checks_of(mode, output)["refused-without-group"].status == "passed", output
+    (tmp_path / "0666").mkdir()
+    mode, _ = socket_for_dood(tmp_path / "0666", 0o666)
+    code, output, _ = run_script(tmp_path / "0666", mode)
+    failed = failed_check(mode, output)
+    assert failed.name == "socket-group" and "FAIL: the socket is world-writable" in failed.detail
+    (tmp_path / "open").mkdir()
+    mode, _ = socket_for_dood(tmp_path / "open", 0o660)
+    code, output, _ = run_script(tmp_path / "open", mode, SOCKET_OPEN="1")
+    assert code == 1
+    failed = failed_check(mode, output)
+    assert failed.name == "refused-without-group"
+    assert failed.detail.startswith("FAIL: uid 1234 without the socket group reached the daemon")
