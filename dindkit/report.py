@@ -309,6 +309,8 @@ def to_html(report: Report) -> str:
         grants=grants,
         summary=counts(report),
         failed=report.failed,
+        escape_modes=escape_modes,
+        escape_attempts=escape_attempts,
     )
 
 
@@ -336,6 +338,81 @@ def format_table(report: Report) -> str:
     ]
     lines = [line.rstrip() for line in lines]
     lines.append(counts(report))
+    for host_name, host in sorted(report.hosts.items()):
+        matrix = escape_matrix(host)
+        if matrix:
+            lines += [
+                "",
+                f"Escape attempts on {host_name} (from the job container; "
+                "! where the outcome is not the declared one):",
+            ]
+            lines += _columns(matrix)
     if notes:
         lines += ["", "Failed checks:", *notes]
     return "\n".join(lines)
+
+
+# Escape matrix -------------------------------------------------------------------------------
+
+
+def escape_modes(host: HostResult) -> list[str]:
+    """The modes of a host that measured or declared escape outcomes."""
+    return [name for name, mode in host.modes.items() if mode.escapes]
+
+
+def escape_attempts(host: HostResult) -> list[str]:
+    names: dict[str, None] = {}
+    for mode in host.modes.values():
+        names.update(dict.fromkeys(mode.escapes))
+    return list(names)
+
+
+def escape_cell(escape: Escape | None) -> str:
+    """``allowed``, ``blocked``, ``inconclusive``; ``!`` and the declared one on a mismatch."""
+    if escape is None:
+        return "-"
+    if escape.outcome != escape.expected or escape.outcome == "inconclusive":
+        return f"{escape.outcome}! (declared {escape.expected or 'nothing'})"
+    return escape.outcome
+
+
+def escape_matrix(host: HostResult) -> list[list[str]]:
+    """Rows of attempts by modes (the first row the header), empty without escapes."""
+    modes = escape_modes(host)
+    if not modes:
+        return []
+    rows = [["ATTEMPT", *modes]]
+    for attempt in escape_attempts(host):
+        rows.append([attempt, *(escape_cell(host.modes[m].escapes.get(attempt)) for m in modes)])
+    return rows
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def to_markdown(report: Report, measured: str) -> str:
+    """The escape matrix of every host as Markdown tables, under MEASURED (date, commit)."""
+    parts = [f"Measured {measured}."]
+    for host_name, host in sorted(report.hosts.items()):
+        rows = escape_matrix(host)
+        skipped = [
+            f"`{name}` skipped: {mode.reason}"
+            for name, mode in host.modes.items()
+            if mode.status == "skipped"
+        ]
+        parts.append(f"**{host_name}**")
+        if rows:
+            table = ["| attempt | " + " | ".join(f"`{m}`" for m in rows[0][1:]) + " |"]
+            table.append("|---" * len(rows[0]) + "|")
+            table += ["| `" + row[0] + "` | " + " | ".join(row[1:]) + " |" for row in rows[1:]]
+            parts.append("\n".join(table))
+        parts += [f"- {line}" for line in skipped]
+        for name, mode in host.modes.items():
+            if mode.escapes:
+                parts.append(f"- `{name}` grants: {mode.grants}")
+    return "\n\n".join(parts) + "\n"
