@@ -184,6 +184,9 @@ case "$*" in
     echo "Client sent an HTTP request to an HTTPS server."; exit 1;;
   "exec "*" docker info --format {{.ID}}") echo "${INNER_ID-INNER:DAEMON:ID}";;
   "info --format {{.ID}}") echo "$HOST_ID";;
+  "inspect --format {{.HostConfig.CapAdd}} {{.HostConfig.Privileged}} "*)
+    echo "${CAP_ADD:-[]} ${PRIVILEGED:-false}";;
+  *"grep ^Cap /proc/self/status") printf 'CapEff:\\t%s\\n' "${CAP_EFF:-0000000000000000}";;
   "inspect --format {{.State.Pid}} {{.Id}} "*) echo "$JOB_PID $JOB_ID";;
   "info --format {{json .SecurityOptions}}") echo "${SECURITY_OPTIONS:-[]}";;
   "image inspect --format"*) echo "sha256:0123 4096 bytes";;  # dood's build, on the host
@@ -608,3 +611,22 @@ def test_dood_turns_red_on_a_world_writable_socket_or_one_open_to_all(tmp_path):
     failed = failed_check(mode, output)
     assert failed.name == "refused-without-group"
     assert failed.detail.startswith("FAIL: uid 1234 without the socket group reached the daemon")
+
+
+@pytest.mark.parametrize(
+    ("weakening", "check", "fail"),
+    [
+        ({"CAP_ADD": "[SYS_ADMIN]"}, "start-container", "FAIL: the container has added capab"),
+        ({"PRIVILEGED": "true"}, "start-container", "FAIL: the container has added capab"),
+        ({"CAP_EFF": "00000000a80425fb"}, "no-capabilities", "FAIL: the container's process has"),
+    ],
+)
+def test_podman_turns_red_when_its_container_gets_capabilities(weakening, check, fail, tmp_path):
+    mode = modes.build_mode("podman", CTX)
+    code, output, _ = run_script(tmp_path, mode, **weakening)
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == check, output
+    assert failed.detail.startswith(fail), failed.detail
+    (tmp_path / "as-built").mkdir()
+    code, output, _ = run_script(tmp_path / "as-built", mode)
+    assert checks_of(mode, output)[check].status == "passed", output
