@@ -10,7 +10,9 @@ report.json::
 
     {"hosts": {HOST: {"modes": {MODE: {"status": "passed|failed|skipped", "reason": str,
      "seconds": float, "grants": str,
-     "checks": [{"name": str, "status": str, "detail": str}]}}}}}
+     "checks": [{"name": str, "status": str, "detail": str}],
+     "escapes": {ATTEMPT: {"outcome": "allowed|blocked|inconclusive", "expected": str,
+                           "evidence": str}}}}}}}
 
 report.html is one self-contained page (templates/report/report.html.j2): a matrix of hosts by
 modes, and every check's detail in a ``<details>`` element; no scripts, fonts or images.
