@@ -7,9 +7,11 @@ import dataclasses
 import getpass
 import grp
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from dindkit.report import Check
 from dindkit.smoke import escape, modes
 from dindkit.smoke.deploy import judge_escapes, summarise
 from dindkit.smoke.modes import rootless, sysbox, userns
+from dindkit.templating import render
 
 CTX = modes.Context(
     run_id="0a1b2c3d",
@@ -630,3 +633,37 @@ def test_podman_turns_red_when_its_container_gets_capabilities(weakening, check,
     (tmp_path / "as-built").mkdir()
     code, output, _ = run_script(tmp_path / "as-built", mode)
     assert checks_of(mode, output)[check].status == "passed", output
+
+
+def test_busybox_date_that_refuses_but_exits_0_is_blocked(tmp_path):
+    """Found in the lab (rootless): busybox date says "can't set date" and exits 0. The
+    attempts run here as nobody (every attempt refused, nothing touched), with that busybox."""
+    shared = Path(tempfile.mkdtemp(prefix="dindkit-escape-test-"))  # nobody reaches it
+    shared.chmod(0o755)
+    bin_dir = shared / "bin"
+    bin_dir.mkdir()
+    fakes = {
+        "busybox": '[ "$1 $2" = "date -s" ] && { echo "date: can\'t set date: Operation not '
+        'permitted"; exit 0; }\n[ "$1" = date ] && { echo "2026-12-06 14:00:00"; exit 0; }\n'
+        "exit 127",
+        "date": 'echo "busybox date"',  # not GNU date
+    }
+    for name, text in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    bin_dir.chmod(0o755)
+    args = ["/nonexistent/canary", "/nonexistent/marker", "0:0", "1", "cg", "l", "img", "bb", "n"]
+    command = ["sh", "-c", render(modes.common.ESCAPE_ATTEMPTS), "attempts", *args]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "nobody", "--", *command]
+    output = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        timeout=60,
+        cwd="/",
+    ).stdout
+    shutil.rmtree(shared)
+    assert "@@escape end set-time blocked" in output, output
+    assert "can't set date" in output
