@@ -10,7 +10,9 @@ report.json::
 
     {"hosts": {HOST: {"modes": {MODE: {"status": "passed|failed|skipped", "reason": str,
      "seconds": float, "grants": str,
-     "checks": [{"name": str, "status": str, "detail": str}]}}}}}
+     "checks": [{"name": str, "status": str, "detail": str}],
+     "escapes": {ATTEMPT: {"outcome": "allowed|blocked|inconclusive", "expected": str,
+                           "evidence": str}}}}}}}
 
 report.html is one self-contained page (templates/report/report.html.j2): a matrix of hosts by
 modes, and every check's detail in a ``<details>`` element; no scripts, fonts or images.
@@ -29,6 +31,7 @@ from typing import Any
 from dindkit import templating
 
 STATUSES = ("passed", "failed", "skipped")
+OUTCOMES = ("allowed", "blocked", "inconclusive")
 HOSTS_DIR = "hosts"
 REPORT_JSON = "report.json"
 JUNIT_XML = "junit.xml"
@@ -48,12 +51,23 @@ class Check:
 
 
 @dataclass
+class Escape:
+    """One escape attempt of a mode: what it came to, what the mode declares, the evidence."""
+
+    outcome: str  # allowed, blocked, inconclusive
+    expected: str = ""
+    evidence: str = ""
+
+
+@dataclass
 class ModeResult:
     status: str
     reason: str = ""
     seconds: float = 0.0
     checks: list[Check] = field(default_factory=list)
-    grants: str = ""  # what the mode gives the container on the host, in one sentence
+    # What the mode gives the container on the host: generated from the escape outcomes.
+    grants: str = ""
+    escapes: dict[str, Escape] = field(default_factory=dict)  # attempt -> its outcome
 
 
 @dataclass
@@ -90,6 +104,9 @@ def host_from_dict(data: dict[str, Any]) -> HostResult:
                 seconds=float(mode.get("seconds", 0.0)),
                 checks=[Check(**check) for check in mode.get("checks", [])],
                 grants=mode.get("grants", ""),
+                escapes={
+                    name: Escape(**escape) for name, escape in mode.get("escapes", {}).items()
+                },
             )
             for name, mode in data["modes"].items()
         }
@@ -199,6 +216,16 @@ def parse_report(text: str) -> Report:
                 isinstance(check, dict) and {"name", "status"} <= set(check) for check in checks
             ):
                 raise ValueError(f"{where}.checks is not a list of {{name, status, detail}}")
+            escapes = mode.get("escapes", {})
+            for attempt, escape in escapes.items() if isinstance(escapes, dict) else ():
+                outcome = escape.get("outcome") if isinstance(escape, dict) else None
+                if outcome not in OUTCOMES:
+                    raise ValueError(
+                        f"{where}.escapes.{attempt}.outcome is {outcome!r}, "
+                        f"not one of {', '.join(OUTCOMES)}"
+                    )
+            if not isinstance(escapes, dict):
+                raise ValueError(f"{where}.escapes is not an object of attempts")
     try:
         return Report.from_dict(data)
     except (TypeError, ValueError) as error:
@@ -284,6 +311,8 @@ def to_html(report: Report) -> str:
         grants=grants,
         summary=counts(report),
         failed=report.failed,
+        escape_modes=escape_modes,
+        escape_attempts=escape_attempts,
     )
 
 
@@ -311,6 +340,81 @@ def format_table(report: Report) -> str:
     ]
     lines = [line.rstrip() for line in lines]
     lines.append(counts(report))
+    for host_name, host in sorted(report.hosts.items()):
+        matrix = escape_matrix(host)
+        if matrix:
+            lines += [
+                "",
+                f"Escape attempts on {host_name} (from the job container; "
+                "! where the outcome is not the declared one):",
+            ]
+            lines += _columns(matrix)
     if notes:
         lines += ["", "Failed checks:", *notes]
     return "\n".join(lines)
+
+
+# Escape matrix -------------------------------------------------------------------------------
+
+
+def escape_modes(host: HostResult) -> list[str]:
+    """The modes of a host that measured or declared escape outcomes."""
+    return [name for name, mode in host.modes.items() if mode.escapes]
+
+
+def escape_attempts(host: HostResult) -> list[str]:
+    names: dict[str, None] = {}
+    for mode in host.modes.values():
+        names.update(dict.fromkeys(mode.escapes))
+    return list(names)
+
+
+def escape_cell(escape: Escape | None) -> str:
+    """``allowed``, ``blocked``, ``inconclusive``; ``!`` and the declared one on a mismatch."""
+    if escape is None:
+        return "-"
+    if escape.outcome != escape.expected or escape.outcome == "inconclusive":
+        return f"{escape.outcome}! (declared {escape.expected or 'nothing'})"
+    return escape.outcome
+
+
+def escape_matrix(host: HostResult) -> list[list[str]]:
+    """Rows of attempts by modes (the first row the header), empty without escapes."""
+    modes = escape_modes(host)
+    if not modes:
+        return []
+    rows = [["ATTEMPT", *modes]]
+    for attempt in escape_attempts(host):
+        rows.append([attempt, *(escape_cell(host.modes[m].escapes.get(attempt)) for m in modes)])
+    return rows
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def to_markdown(report: Report, measured: str) -> str:
+    """The escape matrix of every host as Markdown tables, under MEASURED (date, commit)."""
+    parts = [f"Measured {measured}."]
+    for host_name, host in sorted(report.hosts.items()):
+        rows = escape_matrix(host)
+        skipped = [
+            f"`{name}` skipped: {mode.reason}"
+            for name, mode in host.modes.items()
+            if mode.status == "skipped"
+        ]
+        parts.append(f"**{host_name}**")
+        if rows:
+            table = ["| attempt | " + " | ".join(f"`{m}`" for m in rows[0][1:]) + " |"]
+            table.append("|---" * len(rows[0]) + "|")
+            table += ["| `" + row[0] + "` | " + " | ".join(row[1:]) + " |" for row in rows[1:]]
+            parts.append("\n".join(table))
+        parts += [f"- {line}" for line in skipped]
+        for name, mode in host.modes.items():
+            if mode.escapes:
+                parts.append(f"- `{name}` grants: {mode.grants}")
+    return "\n\n".join(parts) + "\n"

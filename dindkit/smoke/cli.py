@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from dindkit.report import (
     format_table,
     read_report,
     report_run,
+    to_markdown,
     write_html,
 )
 from dindkit.runner import run_pyinfra
@@ -109,7 +111,17 @@ def smoke(inventory: str, modes: list[str], report_dir: str, limit: str | None) 
 @click.command()
 @click.argument("report_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--html", is_flag=True, help=f"Also write (or refresh) DIR/{REPORT_HTML}.")
-def report(report_dir: Path, html: bool) -> None:
+@click.option(
+    "--markdown",
+    is_flag=True,
+    help="Print the escape matrix as Markdown (for docs/modes.md) instead of the table.",
+)
+@click.option(
+    "--measured",
+    default=None,
+    help="With --markdown: when and where it was measured  [default: report.json's date]",
+)
+def report(report_dir: Path, html: bool, markdown: bool, measured: str | None) -> None:
     """Print the table of the smoke report saved in DIR (report.json).
 
     Exit status: 0 when no mode failed, 1 when one did, 2 when DIR holds no readable report.
@@ -128,5 +140,9 @@ def report(report_dir: Path, html: bool) -> None:
         raise SystemExit(2)
     if html:
         write_html(report_dir, saved)
-    print_report(saved, report_dir)
+    if markdown:
+        stamp = datetime.fromtimestamp((report_dir / REPORT_JSON).stat().st_mtime, UTC)
+        click.echo(to_markdown(saved, measured or f"on {stamp:%Y-%m-%d %H:%M} UTC"), nl=False)
+    else:
+        print_report(saved, report_dir)
     raise SystemExit(1 if saved.failed else 0)

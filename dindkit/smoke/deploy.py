@@ -41,11 +41,14 @@ from dindkit.images import (
     smoke_image_archive,
 )
 from dindkit.report import Check as ReportCheck
+from dindkit.report import Escape as ReportEscape
 from dindkit.report import HostResult as ReportHost
 from dindkit.report import ModeResult, clear_other_runs, write_host
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
+from dindkit.smoke import escape
 from dindkit.smoke.modes import Context, Mode, build_mode, parse_output, q, script
+from dindkit.smoke.modes.common import ESCAPE_STEP
 from dindkit.templating import render
 
 # One id per pyinfra run (the deploy module is imported once per run): names every object
@@ -149,14 +152,52 @@ def _runner(host_: Any) -> Any:
     return run
 
 
-def summarise(mode: Mode, checks: list[ReportCheck], seconds: float) -> ModeResult:
+def judge_escapes(mode: Mode, output: str, checks: list[ReportCheck]) -> dict[str, ReportEscape]:
+    """The escape outcomes in a mode's output; the ``escape`` check fails unless every
+    outcome is the declared one (an inconclusive one never is)."""
+    if not mode.expected:
+        return {}
+    outcomes = escape.measure(output, mode.expected)
+    wrong = escape.mismatches(outcomes)
+    check = next((check for check in checks if check.name == ESCAPE_STEP.name), None)
+    if check is not None and check.status != "skipped":
+        if wrong:
+            check.status = "failed"
+            check.detail = "\n".join(f"FAIL: {line}" for line in wrong) + "\n" + check.detail
+        elif check.status == "passed":
+            check.detail = f"every one of {len(outcomes)} attempts as declared\n{check.detail}"
+    return {
+        name: ReportEscape(outcome.outcome, outcome.expected, outcome.evidence)
+        for name, outcome in outcomes.items()
+    }
+
+
+def mode_grants(mode: Mode, escapes: dict[str, ReportEscape]) -> str:
+    """What the mode grants: generated from the measured outcomes, or the declared ones."""
+    if escapes:
+        return escape.grants({name: each.outcome for name, each in escapes.items()})
+    if mode.expected:
+        return "declared (not measured here): " + escape.grants(mode.expected)
+    return mode.grants
+
+
+def summarise(
+    mode: Mode,
+    checks: list[ReportCheck],
+    seconds: float,
+    escapes: dict[str, ReportEscape] | None = None,
+) -> ModeResult:
+    escapes = escapes or {}
+    grants = mode_grants(mode, escapes)
     failed = [check for check in checks if check.status == "failed"]
     if not failed:
-        return ModeResult("passed", f"{len(checks)} checks passed", seconds, checks, mode.grants)
+        return ModeResult(
+            "passed", f"{len(checks)} checks passed", seconds, checks, grants, escapes
+        )
     first = failed[0]
     lines = first.detail.splitlines()
     cause = lines[0].removeprefix("FAIL: ") if lines else "failed"
-    return ModeResult("failed", f"{first.name}: {cause}", seconds, checks, mode.grants)
+    return ModeResult("failed", f"{first.name}: {cause}", seconds, checks, grants, escapes)
 
 
 def _run_mode(
@@ -173,7 +214,9 @@ def _run_mode(
         if mode.name == "sysbox" and plan_reason:
             reason += f"; Sysbox preflight: {plan_reason}"
         seconds = round(time.monotonic() - started, 1)
-        results.modes[mode.name] = ModeResult("skipped", reason, seconds, grants=mode.grants)
+        results.modes[mode.name] = ModeResult(
+            "skipped", reason, seconds, grants=mode_grants(mode, {})
+        )
         host.log_styled(f"{mode.name} skipped: {reason}", fg="yellow")
         return True
     try:
@@ -183,7 +226,8 @@ def _run_mode(
         text = f"{type(error).__name__}: {error}"
     parsed = parse_output(mode, text)
     checks = [ReportCheck(check.name, check.status, check.detail) for check in parsed.checks]
-    result = summarise(mode, checks, round(time.monotonic() - started, 1))
+    escapes = judge_escapes(mode, text, checks)
+    result = summarise(mode, checks, round(time.monotonic() - started, 1), escapes)
     results.modes[mode.name] = result
     colour = "green" if result.status == "passed" else "red"
     host.log_styled(

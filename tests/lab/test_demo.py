@@ -41,6 +41,21 @@ def assert_every_mode_said_what_it_proved(modes: dict[str, Any]) -> None:
     assert "--userns=host" in modes["dood"]["checks"][1]["detail"]
     podman = {check["name"]: check["detail"] for check in modes["podman"]["checks"]}
     assert "CapEff is 0" in podman["no-capabilities"]
+    # The escape matrix: every attempt made in every mode that ran, each as the mode declares,
+    # none inconclusive; the grants text generated from the outcomes.
+    for name, mode in modes.items():
+        escapes = mode["escapes"]
+        if mode["status"] == "skipped":
+            assert not escapes and mode["grants"].startswith("declared (not measured here)")
+            continue
+        assert len(escapes) == 13, (name, sorted(escapes))
+        wrong = {a: e for a, e in escapes.items() if e["outcome"] != e["expected"]}
+        assert not wrong, (name, wrong)
+        assert all(e["outcome"] != "inconclusive" for e in escapes.values()), name
+        assert mode["grants"].startswith(("allowed: ", "blocked: ")), mode["grants"]
+    assert modes["dood"]["escapes"]["privileged-host-root"]["outcome"] == "allowed"
+    assert modes["dind"]["escapes"]["host-block-device"]["outcome"] == "allowed"
+    assert modes["podman"]["escapes"]["read-host-shadow"]["outcome"] == "blocked"
     rootless = {check["name"]: check["detail"] for check in modes["rootless"]["checks"]}
     assert "can neither read the host's" in rootless["no-escalation"]
     # A fresh user store: the client image cut from the smoke image, not the smoke image.

@@ -27,8 +27,9 @@ import pytest
 from dindkit import report as r
 from dindkit.facts.docker import AptKeyFingerprints
 from dindkit.images import cli_image_archive, podman_image_archive, smoke_image_archive
+from tests.checkout import CHECKOUT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = CHECKOUT
 STUB_BIN = ROOT / "tests" / "fixtures" / "dry-run-bin"
 # Written by tools, never by a deploy; the test's own Python runs write __pycache__ too.
 CHECKOUT_NOISE = frozenset(

@@ -25,8 +25,11 @@ def validate_report_json(data: dict) -> None:
     for modes in data["hosts"].values():
         assert set(modes) == {"modes"}
         for mode in modes["modes"].values():
-            assert set(mode) == {"status", "reason", "seconds", "grants", "checks"}
+            assert set(mode) == {"status", "reason", "seconds", "grants", "checks", "escapes"}
             assert isinstance(mode["grants"], str)
+            for escape in mode["escapes"].values():
+                assert set(escape) == {"outcome", "expected", "evidence"}
+                assert escape["outcome"] in r.OUTCOMES
             assert mode["status"] in r.STATUSES
             assert isinstance(mode["reason"], str)
             assert isinstance(mode["seconds"], int | float)
@@ -183,3 +186,66 @@ def test_a_malformed_report_names_the_file_and_the_problem(tmp_path, text, probl
         r.read_report(tmp_path)
     assert str(raised.value).startswith(f"{tmp_path / r.REPORT_JSON}: ")
     assert problem in str(raised.value)
+
+
+def escape_host() -> r.HostResult:
+    blocked = r.Escape("blocked", "blocked", "$ cat /root/x\ncat: Permission denied\nexit 1")
+    return r.HostResult(
+        {
+            "dood": r.ModeResult(
+                "passed",
+                "9 checks passed",
+                20.0,
+                grants="allowed: host root through the daemon; blocked: kernel modules",
+                escapes={
+                    "privileged-host-root": r.Escape("allowed", "allowed", "host: read <token>"),
+                    "kernel-module": blocked,
+                },
+            ),
+            "podman": r.ModeResult(
+                "failed",
+                "escape: kernel-module inconclusive",
+                30.0,
+                escapes={
+                    "privileged-host-root": blocked,
+                    "kernel-module": r.Escape("inconclusive", "blocked", "no rmmod <here>"),
+                },
+            ),
+            "sysbox": r.ModeResult("skipped", "no sysbox-runc", 1.0),
+        }
+    )
+
+
+def test_the_escape_matrix_round_trips_and_prints_with_mismatches_marked():
+    report = r.Report({"h": escape_host()})
+    again = r.parse_report(json.dumps(report.to_dict()))
+    assert again == report
+    table = r.format_table(report)
+    assert "Escape attempts on h" in table
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("ATTEMPT"))
+    assert header.split() == ["ATTEMPT", "dood", "podman"]
+    row = next(line for line in lines if line.startswith("kernel-module"))
+    assert row.split()[1:3] == ["blocked", "inconclusive!"] and "(declared blocked)" in row
+    markdown = r.to_markdown(report, "on 2026-12-06 at abc1234")
+    assert markdown.startswith("Measured on 2026-12-06 at abc1234.")
+    assert "| attempt | `dood` | `podman` |" in markdown
+    assert "| `privileged-host-root` | allowed | blocked |" in markdown
+    assert "- `sysbox` skipped: no sysbox-runc" in markdown
+    assert "- `dood` grants: allowed: host root through the daemon" in markdown
+
+
+def test_html_shows_the_escape_matrix_with_the_evidence_one_click_away():
+    page = r.to_html(r.Report({"h": escape_host()}))
+    assert "<h2>Escape attempts on h</h2>" in page
+    assert '<td class="allowed"><a href="#h-dood-privileged-host-root">allowed</a></td>' in page
+    assert '<td class="inconclusive mismatch"><a href="#h-podman-kernel-module">' in page
+    assert '<details id="h-podman-kernel-module" open>' in page
+    assert "no rmmod &lt;here&gt;" in page  # evidence escaped
+
+
+def test_a_malformed_escape_outcome_is_named():
+    data = r.Report({"h": escape_host()}).to_dict()
+    data["hosts"]["h"]["modes"]["dood"]["escapes"]["kernel-module"]["outcome"] = "maybe"
+    with pytest.raises(ValueError, match=re.escape("h.modes.dood.escapes.kernel-module.outcome")):
+        r.parse_report(json.dumps(data))

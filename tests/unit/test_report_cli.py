@@ -56,3 +56,15 @@ def test_a_malformed_report_json(tmp_path) -> None:
         f"dindkit report: {tmp_path / 'report.json'}: hosts.h.modes.dood.status is None, "
         "not one of passed, failed, skipped\n"
     )
+
+
+def test_markdown_prints_the_escape_matrix_with_when_it_was_measured(tmp_path) -> None:
+    escapes = {"mount": r.Escape("blocked", "blocked", "exit 32")}
+    result = r.HostResult({"podman": r.ModeResult("passed", "ok", 1.5, escapes=escapes)})
+    r.write_host(tmp_path, "run1", "lab-a", result)
+    printed = invoke(str(tmp_path), "--markdown", "--measured", "on 2026-12-06 at abc1234")
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout.startswith("Measured on 2026-12-06 at abc1234.\n")
+    assert "| `mount` | blocked |" in printed.stdout and "HOST" not in printed.stdout
+    default = invoke(str(tmp_path), "--markdown")
+    assert default.stdout.startswith("Measured on 20") and " UTC." in default.stdout

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import grp
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dindkit.report import Check
-from dindkit.smoke import modes
-from dindkit.smoke.deploy import summarise
+from dindkit.smoke import escape, modes
+from dindkit.smoke.deploy import judge_escapes, summarise
 from dindkit.smoke.modes import rootless, sysbox, userns
+from dindkit.templating import render
 from tests import shellcheck
 
 CTX = modes.Context(
@@ -160,15 +166,54 @@ def test_sysbox_skipped_without_the_runtime():
 # The scripts against a fake docker ------------------------------------------------------------
 
 FAKE_DOCKER = """#!/bin/sh
-echo "docker $*" >>"$DOCKER_LOG"
 case "$*" in
+  *"@@escape begin"*) echo "docker exec (the escape attempts)" >>"$DOCKER_LOG";;
+  *) echo "docker $*" >>"$DOCKER_LOG";;
+esac
+# The dind container as its flags make it: the host's user namespace, the host's devices.
+case "$*" in
+  "run -d --name "*"-daemon "*)
+    case "$*" in *--privileged* | *--userns=host*) : >"$DOCKER_LOG.host-userns";; esac
+    case "$*" in *--privileged* | *--device*) : >"$DOCKER_LOG.host-devices";; esac;;
+esac
+case "$*" in
+  "exec "*"@@escape begin"*)  # the job container: the stand-in with the attempts' arguments
+    shift 6; exec sh -c "$STAND_IN" stand-in "$@";;
+  "exec "*"plain TCP refused"*)  # the TLS client: its script runs here, on this fake
+    shift 4; exec sh -c "$1";;
+  "--tls=false version")
+    [ -n "$PLAIN_TCP" ] && { echo "Server: Docker Engine"; exit 0; }
+    echo "Client sent an HTTP request to an HTTPS server."; exit 1;;
+  "exec "*" docker info --format {{.ID}}") echo "${INNER_ID-INNER:DAEMON:ID}";;
+  "info --format {{.ID}}") echo "$HOST_ID";;
+  "inspect --format {{.HostConfig.CapAdd}} {{.HostConfig.Privileged}} "*)
+    echo "${CAP_ADD:-[]} ${PRIVILEGED:-false}";;
+  *"grep ^Cap /proc/self/status") printf 'CapEff:\\t%s\\n' "${CAP_EFF:-0000000000000000}";;
+  "inspect --format {{.State.Pid}} {{.Id}} "*) echo "$JOB_PID $JOB_ID";;
   "info --format {{json .SecurityOptions}}") echo "${SECURITY_OPTIONS:-[]}";;
+  "image inspect --format"*) echo "sha256:0123 4096 bytes";;  # dood's build, on the host
   "image inspect"*) exit 1;;
-  *"cat /proc/self/uid_map") echo "${UID_MAP:-0 100000 65536}";;
+  *"cat /proc/self/uid_map")
+    if [ -e "$DOCKER_LOG.host-userns" ]; then echo "0 0 4294967295"
+    else echo "${UID_MAP:-0 100000 65536}"; fi;;
+  *"find /dev -type b") [ -e "$DOCKER_LOG.host-devices" ] && echo /dev/vda;;
   "exec "*) [ -n "$FAIL_EXEC" ] && { echo "cannot connect"; exit 1; };;
+  "run"*) [ -n "$REFUSE_RUN" ] && { echo "Error response from daemon: refused"; exit 125; };;
+esac
+case "$*" in
   "run --rm --name "*"--privileged"*) printf '%s' "$PROBE_OUTPUT";;
+  "run --rm "*"docker version")  # dood's client without the socket's group
+    case "$*" in *--group-add*) ;; *)
+      [ -n "$SOCKET_OPEN" ] && { echo "Server: Docker Engine"; exit 0; }
+      echo "permission denied while trying to connect to the Docker daemon socket"; exit 1;;
+    esac;;
 esac
 exit 0
+"""
+# What openssl s_client shows when the daemon wants a client certificate (TLS 1.3).
+REFUSED_TLS = "CONNECTED(00000003)\\n0A00045C:SSL routines::tlsv13 alert certificate required"
+FAKE_OPENSSL = """#!/bin/sh
+printf '%b\\n' "${OPENSSL_OUTPUT:-$REFUSED_TLS}"
 """
 FAKE_RUNUSER = """#!/bin/sh
 shift 3  # -u USER --
@@ -176,12 +221,86 @@ exec "$@"
 """
 
 
+# The escape suite against stand-ins -----------------------------------------------------------
+
+HOST_ID = "HOST:DAEMON:ID"
+JOB_PID, JOB_ID = "4242", "c0ffee1234"
+HOST_PIDNS = "pid:[4026531836]"
+# Attempts the job container judges itself (the kernel said yes or no).
+CONTAINER_JUDGED = {"host-proc-sys", "kernel-module", "mount", "set-time"}
+# What a stand-in job container does where an attempt succeeds. Arguments as the attempts
+# get them: $1 canary, $2 marker, $3 root device, $4 listener port, $5 cgroup name.
+SUCCEEDS = {
+    "privileged-host-root": 'cat "$1"; echo privileged-host-root >>"$2"',
+    "read-host-shadow": 'cat "$1"',
+    "write-host-root": 'echo write-host-root >>"$2"',
+    "host-block-device": (
+        'echo "sha256=$(dd if="$FAKE_ROOT/dev/block/$3" bs=512 skip=2 count=1 2>/dev/null'
+        " | sha256sum | cut -d' ' -f1)\""
+    ),
+    "host-pid": 'echo "pidns=$(readlink "$FAKE_ROOT/proc/1/ns/pid")"',
+    "cgroup-escape": 'mkdir "$FAKE_ROOT/sys/fs/cgroup/$5"',
+    "host-docker-socket": 'echo "daemon-id=$HOST_ID"',
+    "host-loopback": (
+        "python3 -c 'import socket, sys; "
+        's = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); '
+        'print(s.recv(200).decode())\' "$4"'
+    ),
+    "container-root-on-host": ('printf "Uid:\\t0\\t0\\t0\\t0\\n" >"$FAKE_ROOT/proc/4242/status"'),
+}
+
+
+def stand_in(outcomes: Mapping[str, str]) -> str:
+    """A job container whose attempts come out as OUTCOMES (attempt -> outcome) say."""
+    lines = []
+    for name in escape.ATTEMPTS:
+        outcome = outcomes[name]
+        state = outcome if name in CONTAINER_JUDGED or outcome == "inconclusive" else "ran"
+        action = {
+            "allowed": SUCCEEDS.get(name, "echo done"),
+            "blocked": "echo 'Permission denied'",
+            "inconclusive": "echo 'sh: probe: not found'",
+        }[outcome]
+        lines += [f"echo '@@escape begin {name}'", action, f"echo '@@escape end {name} {state}'"]
+    return "\n".join(lines)
+
+
+def fake_host(root: Path) -> None:
+    """The host paths the escape suite reads, as a host where nothing leaked shows them."""
+    (root / "root").mkdir(parents=True)
+    (root / "proc/1/ns").mkdir(parents=True)
+    (root / "proc/1/ns/pid").symlink_to(HOST_PIDNS)
+    job = root / "proc" / JOB_PID
+    job.mkdir()
+    (job / "status").write_text("Uid:\t101000\t101000\t101000\t101000\n")
+    (job / "cgroup").write_text(f"0::/system.slice/docker-{JOB_ID}.scope\n")
+    (job / "uid_map").write_text("         0     100000      65536\n")
+    (root / "sys/fs/cgroup").mkdir(parents=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu memory\n")
+    (root / "dev/block").mkdir(parents=True)
+    (root / "dev/block/0:0").write_bytes(os.urandom(4096))
+
+
 def run_script(
-    tmp_path: Path, mode: modes.Mode, ctx: modes.Context = CTX, **env: str
+    tmp_path: Path,
+    mode: modes.Mode,
+    ctx: modes.Context = CTX,
+    attempts: Mapping[str, str] | None = None,
+    **env: str,
 ) -> tuple[int, str, str]:
+    """The mode's script against a fake docker; the escape attempts' job container is a
+    stand-in whose outcomes are ATTEMPTS (default: as the mode declares)."""
+    host_root = tmp_path / "host"
+    fake_host(host_root)
+    ctx = dataclasses.replace(ctx, escape_host_root=str(host_root))
+    outcomes = {**mode.expected, **(attempts or {})}
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("docker", FAKE_DOCKER), ("runuser", FAKE_RUNUSER)):
+    for name, text in (
+        ("docker", FAKE_DOCKER),
+        ("runuser", FAKE_RUNUSER),
+        ("openssl", FAKE_OPENSSL),
+    ):
         fake = bin_dir / name
         fake.write_text(text)
         fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
@@ -195,6 +314,12 @@ def run_script(
             **os.environ,
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "DOCKER_LOG": str(log),
+            "STAND_IN": stand_in(outcomes) if outcomes else "exit 0",
+            "FAKE_ROOT": str(host_root),
+            "HOST_ID": HOST_ID,
+            "JOB_PID": JOB_PID,
+            "JOB_ID": JOB_ID,
+            "REFUSED_TLS": REFUSED_TLS,
             **env,
         },
         timeout=60,
@@ -216,6 +341,12 @@ def test_script_passes_every_step_and_cleans_up(tmp_path):
     assert "docker rm -f -v dindkit-smoke-0a1b2c3d-dind-client" in calls
     assert "docker network rm dindkit-smoke-0a1b2c3d-dind-net" in calls
     assert "--privileged" in calls and "--userns=host" not in calls
+    # The stand-in behaved as dind declares: the host's verdicts agree, the escape check passes.
+    checks = [Check(c.name, c.status, c.detail) for c in parsed.checks]
+    escapes = judge_escapes(mode, output, checks)
+    assert {name: e.outcome for name, e in escapes.items()} == dict(mode.expected), output
+    assert checks[-2].name == "escape" and checks[-2].status == "passed"
+    assert not list((tmp_path / "host/root").iterdir())  # canary and marker removed
 
 
 def test_script_stops_at_the_first_failure_and_still_cleans_up(tmp_path):
@@ -308,11 +439,230 @@ def test_fail_lines_lead_the_detail_and_the_reason():
     result = summarise(mode, checks, 3.0)
     assert result.status == "failed"
     assert result.reason == "socket-group: socket group root (gid 0) is not docker"
-    assert result.grants == mode.grants
+    # No attempt measured: the grants say what the mode declares, and that it is not measured.
+    assert result.grants.startswith("declared (not measured here): allowed: host root through")
 
 
 def test_summarise_passed():
     mode = modes.build_mode("podman", CTX)
     checks = [Check(s.name, "passed") for s in mode.steps]
     result = summarise(mode, checks, 1.5)
-    assert (result.status, result.seconds, result.grants) == ("passed", 1.5, mode.grants)
+    assert (result.status, result.seconds) == ("passed", 1.5)
+    assert result.grants == "declared (not measured here): blocked: " + ", ".join(
+        escape.ATTEMPTS.values()
+    )
+
+
+# Weakenings: a stand-in job container that behaves as a weakened host would ----------------
+
+
+def escape_run(tmp_path: Path, name: str, attempts: Mapping[str, str]) -> tuple[Check, Any]:
+    mode = modes.build_mode(name, CTX)
+    code, output, _ = run_script(tmp_path, mode, attempts=attempts)
+    checks = [Check(c.name, c.status, c.detail) for c in modes.parse_output(mode, output).checks]
+    escapes = judge_escapes(mode, output, checks)
+    result = summarise(mode, checks, 1.0, escapes)
+    return next(check for check in checks if check.name == "escape"), (result, escapes, code)
+
+
+@pytest.mark.parametrize("attempt", [name for name in escape.ATTEMPTS if name != "mount"])
+def test_every_attempt_turns_the_mode_red_when_it_gets_through(attempt, tmp_path):
+    """userns declares every attempt but mount blocked; the stand-in lets one through."""
+    check, (result, escapes, code) = escape_run(tmp_path, "userns", {attempt: "allowed"})
+    assert escapes[attempt].outcome == "allowed", escapes[attempt].evidence
+    assert code == 0  # the step ran; the verdict is the host's and the declaration's
+    assert check.status == "failed"
+    assert check.detail.startswith(f"FAIL: {attempt} allowed, expected blocked: ")
+    assert result.status == "failed" and result.reason.startswith(f"escape: {attempt} allowed")
+    assert escape.ATTEMPTS[attempt] in result.grants.split("; blocked: ")[0]
+    # The host's canary and marker count whoever got them: the privileged route reads and writes.
+    through = {"privileged-host-root": {"read-host-shadow", "write-host-root"}}
+    others = {name: e.outcome for name, e in escapes.items() if name != attempt}
+    assert others == {
+        name: "allowed" if name in through.get(attempt, ()) else outcome
+        for name, outcome in userns.EXPECTED.items()
+        if name != attempt
+    }
+    assert not list((tmp_path / "host/root").iterdir())  # canary and marker removed
+
+
+def test_a_declared_allowance_that_is_blocked_is_red_too(tmp_path):
+    """The matrix documents the mode: a declared "allowed" that is blocked is a wrong claim."""
+    check, (result, escapes, _) = escape_run(tmp_path, "userns", {"mount": "blocked"})
+    assert result.status == "failed"
+    assert escapes["mount"].outcome == "blocked"
+    assert check.status == "failed"
+    assert check.detail.startswith("FAIL: mount blocked, expected allowed")
+
+
+def test_a_probe_that_cannot_run_is_inconclusive_and_fails_the_mode(tmp_path):
+    check, (result, escapes, _) = escape_run(tmp_path, "userns", {"kernel-module": "inconclusive"})
+    assert escapes["kernel-module"].outcome == "inconclusive"
+    assert check.status == "failed"
+    assert check.detail.startswith(
+        "FAIL: kernel-module inconclusive (a probe that did not run proves nothing)"
+    )
+    assert result.status == "failed"
+
+
+def failed_check(mode: modes.Mode, output: str) -> modes.CheckResult:
+    failed = modes.parse_output(mode, output).failed
+    assert failed, output
+    return failed[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "weakening", "check", "fail"),
+    [
+        ("dind", {"PLAIN_TCP": "1"}, "tls-required", "FAIL: the daemon answered plain TCP"),
+        (
+            "dind",
+            {"OPENSSL_OUTPUT": 'HTTP/1.1 200 OK\n{"ApiVersion":"1.41"}'},
+            "tls-required",
+            "FAIL: the daemon answered TLS without a client certificate",
+        ),
+        (
+            "userns",
+            {"OPENSSL_OUTPUT": "connect:errno=111"},
+            "tls-required",
+            "FAIL: inconclusive: the TLS attempt without a client certificate got no refusal",
+        ),
+        ("sysbox", {"INNER_ID": HOST_ID}, "no-host-socket", "FAIL: the dind container's socket"),
+        ("sysbox", {"INNER_ID": ""}, "no-host-socket", "FAIL: inconclusive: no daemon ID"),
+    ],
+)
+def test_every_daemon_check_turns_red_on_its_weakening(name, weakening, check, fail, tmp_path):
+    mode = modes.build_mode(name, CTX)
+    code, output, _ = run_script(tmp_path, mode, **weakening)
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == check, output
+    assert failed.detail.startswith(fail), failed.detail
+    (tmp_path / "as-built").mkdir()  # and without the weakening the check passes
+    code, output, _ = run_script(tmp_path / "as-built", mode)
+    assert checks_of(mode, output)[check].status == "passed", output
+
+
+@pytest.mark.parametrize(
+    ("flag", "check", "fail"),
+    [
+        ("--privileged", "uid-map-not-identity", "FAIL: root in the container is host root"),
+        ("--userns=host", "uid-map-not-identity", "FAIL: root in the container is host root"),
+        ("--device /dev/vda", "no-host-devices", "FAIL: the container sees host block devices"),
+    ],
+)
+def test_userns_turns_red_when_its_container_gets_host_privileges(flag, check, fail, tmp_path):
+    """The fake daemon gives the dind container what its flags ask for."""
+    mode = userns.build(CTX, daemon_flags=f"{userns.DAEMON_FLAGS} {flag}")
+    code, output, _ = run_script(tmp_path, mode)
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == check, output
+    assert failed.detail.startswith(fail), failed.detail
+
+
+def test_rootless_probe_that_cannot_run_is_inconclusive_and_fails(tmp_path):
+    path = tmp_path / "docker.sock"
+    socket.socket(socket.AF_UNIX).bind(str(path))
+    ctx = dataclasses.replace(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
+    mode = modes.build_mode("rootless", ctx)
+    code, output, _ = run_script(tmp_path, mode, ctx, PROBE_OUTPUT="")
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == "no-escalation"
+    assert failed.detail.startswith("FAIL: inconclusive: the --privileged -v /:/host probe")
+
+
+def test_a_docker_that_refuses_every_run_fails_every_mode(tmp_path):
+    for name in ("dood", "dind", "rootless", "userns", "podman"):
+        mode = modes.build_mode(name, CTX)
+        (tmp_path / name).mkdir()
+        _, output, _ = run_script(tmp_path / name, mode, REFUSE_RUN="1")
+        result = summarise(
+            mode,
+            [Check(c.name, c.status, c.detail) for c in modes.parse_output(mode, output).checks],
+            1.0,
+        )
+        assert result.status == "failed", (name, output)
+
+
+def socket_for_dood(tmp_path: Path, mode: int) -> tuple[modes.Mode, str]:
+    """dood on a socket of ours: group a non-root group, permissions MODE."""
+    group = next(each for each in grp.getgrall() if each.gr_gid != 0)
+    path = tmp_path / "docker.sock"
+    socket.socket(socket.AF_UNIX).bind(str(path))
+    os.chown(path, -1, group.gr_gid)
+    path.chmod(mode)
+    ctx = dataclasses.replace(CTX, socket_group=group.gr_name)
+    dood = modes.build_mode("dood", ctx)
+    return dataclasses.replace(dood, values={**dood.values, "SOCKET": str(path)}), group.gr_name
+
+
+def test_dood_turns_red_on_a_world_writable_socket_or_one_open_to_all(tmp_path):
+    (tmp_path / "0660").mkdir()
+    mode, _ = socket_for_dood(tmp_path / "0660", 0o660)
+    code, output, _ = run_script(tmp_path / "0660", mode)
+    assert checks_of(mode, output)["socket-group"].status == "passed", output
+    assert checks_of(mode, output)["refused-without-group"].status == "passed", output
+    (tmp_path / "0666").mkdir()
+    mode, _ = socket_for_dood(tmp_path / "0666", 0o666)
+    code, output, _ = run_script(tmp_path / "0666", mode)
+    failed = failed_check(mode, output)
+    assert failed.name == "socket-group" and "FAIL: the socket is world-writable" in failed.detail
+    (tmp_path / "open").mkdir()
+    mode, _ = socket_for_dood(tmp_path / "open", 0o660)
+    code, output, _ = run_script(tmp_path / "open", mode, SOCKET_OPEN="1")
+    assert code == 1
+    failed = failed_check(mode, output)
+    assert failed.name == "refused-without-group"
+    assert failed.detail.startswith("FAIL: uid 1234 without the socket group reached the daemon")
+
+
+@pytest.mark.parametrize(
+    ("weakening", "check", "fail"),
+    [
+        ({"CAP_ADD": "[SYS_ADMIN]"}, "start-container", "FAIL: the container has added capab"),
+        ({"PRIVILEGED": "true"}, "start-container", "FAIL: the container has added capab"),
+        ({"CAP_EFF": "00000000a80425fb"}, "no-capabilities", "FAIL: the container's process has"),
+    ],
+)
+def test_podman_turns_red_when_its_container_gets_capabilities(weakening, check, fail, tmp_path):
+    mode = modes.build_mode("podman", CTX)
+    code, output, _ = run_script(tmp_path, mode, **weakening)
+    failed = failed_check(mode, output)
+    assert code == 1 and failed.name == check, output
+    assert failed.detail.startswith(fail), failed.detail
+    (tmp_path / "as-built").mkdir()
+    code, output, _ = run_script(tmp_path / "as-built", mode)
+    assert checks_of(mode, output)[check].status == "passed", output
+
+
+def test_busybox_date_that_refuses_but_exits_0_is_blocked(tmp_path):
+    """Found in the lab (rootless): busybox date says "can't set date" and exits 0. The
+    attempts run here as nobody (every attempt refused, nothing touched), with that busybox."""
+    shared = Path(tempfile.mkdtemp(prefix="dindkit-escape-test-"))  # nobody reaches it
+    shared.chmod(0o755)
+    bin_dir = shared / "bin"
+    bin_dir.mkdir()
+    fakes = {
+        "busybox": '[ "$1 $2" = "date -s" ] && { echo "date: can\'t set date: Operation not '
+        'permitted"; exit 0; }\n[ "$1" = date ] && { echo "2026-12-06 14:00:00"; exit 0; }\n'
+        "exit 127",
+        "date": 'echo "busybox date"',  # not GNU date
+    }
+    for name, text in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    bin_dir.chmod(0o755)
+    args = ["/nonexistent/canary", "/nonexistent/marker", "0:0", "1", "cg", "l", "img", "bb", "n"]
+    command = ["sh", "-c", render(modes.common.ESCAPE_ATTEMPTS), "attempts", *args]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "nobody", "--", *command]
+    output = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        timeout=60,
+        cwd="/",
+    ).stdout
+    shutil.rmtree(shared)
+    assert "@@escape end set-time blocked" in output, output
+    assert "can't set date" in output

@@ -59,6 +59,9 @@ class Context:
     # The client image's archive on the target, for modes with their own image store
     # (rootless); empty: they copy cli_image from the host's store.
     cli_archive: str = ""
+    # Prefix of the host paths the escape suite reads and writes (/root, /proc, /sys, /dev):
+    # empty on a target; a unit test's folder of stand-ins.
+    escape_host_root: str = ""
 
     @property
     def prefix(self) -> str:
@@ -85,10 +88,16 @@ class Mode:
     # Why the mode cannot run on this host right now (execution time); None: it runs.
     skip_reason: Callable[[Context, Runner], str | None] = never_skipped
     template: str = ""  # templates/smoke/<name>.sh.j2 unless set
+    # The escape suite's declared outcome per attempt (dindkit.smoke.escape.expect); the
+    # mode's last check, ``escape``, runs the attempts in its job container.
+    expected: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def steps(self) -> tuple[Step, ...]:
-        return self.setup + self.checks
+        return self.setup + self.checks + ((ESCAPE_STEP,) if self.expected else ())
+
+
+ESCAPE_STEP = Step("escape")
 
 
 @dataclass
@@ -117,6 +126,7 @@ def inner_script(name: str) -> str:
 
 
 INNER_SCRIPTS = ("build", "wait", "podman")
+ESCAPE_ATTEMPTS = "smoke/escape/attempts.sh.j2"
 
 
 def script(mode: Mode, ctx: Context) -> str:
@@ -129,6 +139,8 @@ def script(mode: Mode, ctx: Context) -> str:
         "TIMEOUT": ctx.timeout,
         "KEEP_ALIVE": ctx.timeout * 4 + 600,
         **{f"INNER_{name.upper()}": inner_script(name) for name in INNER_SCRIPTS},
+        "ESCAPE_ATTEMPTS": render(ESCAPE_ATTEMPTS),
+        "ESCAPE_HOST_ROOT": ctx.escape_host_root,
         **mode.values,
     }
     return render(

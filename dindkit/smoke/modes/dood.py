@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dindkit.smoke.escape import expect
 from dindkit.smoke.modes.common import Context, Mode, Step
 
 GRANTS = "the host's Docker socket: whoever reaches it is root on the host"
+# Its nature: the socket is the host's daemon, so a job starts a --privileged container with
+# the host's / and reads and writes what host root can. The container itself stays confined.
+EXPECTED = expect(
+    "privileged-host-root", "read-host-shadow", "write-host-root", "host-docker-socket"
+)
 
 
 def build(ctx: Context) -> Mode:
@@ -25,4 +31,5 @@ def build(ctx: Context) -> Mode:
             "SOCKET_GROUP": ctx.socket_group,
             "CLI_IMAGE": ctx.cli_image,
         },
+        expected=EXPECTED,
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dindkit.images import PODMAN_UID
+from dindkit.smoke.escape import expect
 from dindkit.smoke.modes.common import Context, Mode, Runner, Step
 
 GRANTS = "nothing added: a non-root container without capabilities, one UID mapped"
+EXPECTED = expect()  # every attempt blocked
 
 
 def skip_reason(ctx: Context, run: Runner) -> str | None:
@@ -27,4 +29,5 @@ def build(ctx: Context) -> Mode:
         ),
         values={"PODMAN_IMAGE": ctx.podman_image, "PODMAN_UID": PODMAN_UID},
         skip_reason=skip_reason,
+        expected=EXPECTED,
     )

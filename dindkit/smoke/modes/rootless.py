@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dindkit.images import image_tag
+from dindkit.smoke.escape import expect
 from dindkit.smoke.modes.common import Context, Mode, Runner, Step, q
 
 GRANTS = (
     "a rootless user's Docker socket: that user's rights on the host, "
     "even for --privileged containers"
 )
+
+
+# The user's daemon runs everything in the user's namespace: even its --privileged containers
+# with the host's / mounted read no more than the user can.
+EXPECTED = expect()
 
 
 def skip_reason(ctx: Context, run: Runner) -> str | None:
@@ -40,4 +46,5 @@ def build(ctx: Context) -> Mode:
             "CLIENT_IMAGE": image_tag(ctx.cli_archive) if ctx.cli_archive else ctx.cli_image,
         },
         skip_reason=skip_reason,
+        expected=EXPECTED,
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dindkit.smoke.escape import expect
 from dindkit.smoke.modes.common import Context, Mode, Runner, Step, dind_container_mode
 
 GRANTS = "its own daemon in a user namespace (sysbox-runc): no host root, no host devices"
+# As userns: root with capabilities only inside its own user namespace.
+EXPECTED = expect("mount")
 
 
 def skip_reason(ctx: Context, run: Runner) -> str | None:
@@ -29,4 +32,5 @@ def build(ctx: Context) -> Mode:
         GRANTS,
         (Step("uid-map-not-identity"), Step("no-host-socket")),
         skip_reason=skip_reason,
+        expected=EXPECTED,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dindkit.smoke.escape import expect
 from dindkit.smoke.modes.common import (
     Context,
     Mode,
@@ -15,6 +16,8 @@ GRANTS = (
     "its own daemon with SYS_ADMIN and NET_ADMIN in a remapped user namespace: "
     "root inside is an unprivileged host UID, no host devices"
 )
+# SYS_ADMIN inside its own user namespace mounts (the inner daemon needs it); nothing else.
+EXPECTED = expect("mount")
 # How the dind container runs: no --privileged, two capabilities, unconfined profiles.
 DAEMON_FLAGS = (
     "--cap-add SYS_ADMIN --cap-add NET_ADMIN "
@@ -44,4 +47,5 @@ def build(ctx: Context, daemon_flags: str = DAEMON_FLAGS) -> Mode:
         (Step("uid-map-not-identity"), Step("no-host-devices")),
         values={"DAEMON_FLAGS": daemon_flags},
         skip_reason=skip_reason,
+        expected=EXPECTED,
     )
