@@ -44,6 +44,7 @@ from dindkit.report import Check as ReportCheck
 from dindkit.report import Escape as ReportEscape
 from dindkit.report import HostResult as ReportHost
 from dindkit.report import ModeResult, clear_other_runs, write_host
+from dindkit.rootless import check_accounts
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke import escape
@@ -317,6 +318,8 @@ def run_smoke_tests() -> None:
     docker_values = DOCKER_SETTINGS.validate(host.data)
     socket_group = docker_values["docker_socket_group"]
     rootless_users = docker_values.get("docker_rootless_users") or []
+    if "rootless" in values["smoke_modes"] and values["smoke_rootless_user"]:
+        check_accounts([values["smoke_rootless_user"]], "smoke_rootless_user")  # before any change
     report_dir = values["smoke_report_dir"]
     python.call(
         name="Clear the smoke report of earlier runs",

@@ -152,7 +152,7 @@ def script(mode: Mode, ctx: Context) -> str:
     )
 
 
-_LINE = re.compile(rf"^{MARKER} (begin|end) (\S+)(?: (\d+))?(?: (\d+))?$")
+_LINE = re.compile(rf"^{MARKER} (begin|end) (\S+)(?: ([0-9]+))?(?: ([0-9]+))?$")
 
 
 def parse_output(mode: Mode, output: str) -> ModeOutput:
