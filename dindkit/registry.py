@@ -53,6 +53,9 @@ SERVER_KEY = f"{PRIVATE_DIR}/server.key"
 HTPASSWD = f"{PRIVATE_DIR}/htpasswd"
 DOCKER_CERTS_DIR = "/etc/docker/certs.d"
 LOCAL_NAMES = ("127.0.0.1", "localhost")
+# apt's lists younger than this are not refreshed again for the registry's packages (the
+# Docker deploy just before refreshed them).
+APT_LISTS_MAX_AGE = 3600
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ def local_registry() -> None:
     installed = apt_ops.packages(
         name="Install docker-registry, htpasswd (apache2-utils), openssl and curl",
         packages=list(PACKAGES),
+        cache_time=APT_LISTS_MAX_AGE,
         no_recommends=True,
     )
     data = _data_dir(values["registry_data_dir"], "registry")
