@@ -3,7 +3,7 @@
 The bootstrap deploy is a composition: it owns only the first steps (apt index, time sync) and
 then calls the other capabilities' deploys in order: Docker with socket permissions (and the
 base packages, in Docker's own apt run on a host without Docker), Sysbox where its preflight
-passes, the smoke tests and their report.
+passes, the local registry when enabled, the smoke tests and their report.
 
 Every settings table it uses is validated first, so a bad value anywhere stops the run before a
 single fact is read. It works as root or as a non-root SSH user with ``_sudo: True`` in the
@@ -23,10 +23,12 @@ from dindkit.docker import install_docker
 from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import units as units_ops
+from dindkit.registry import local_registry
 from dindkit.settings import SettingsTable
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 from dindkit.smoke.deploy import run_smoke_tests
@@ -38,6 +40,7 @@ TABLES: tuple[SettingsTable, ...] = (
     DOCKER_SETTINGS,
     SYSBOX_SETTINGS,
     SMOKE_SETTINGS,
+    REGISTRY_SETTINGS,
     APT_SETTINGS,
 )
 
@@ -100,6 +103,9 @@ def bootstrap() -> None:
         install_sysbox()  # also the removal, with sysbox_state: absent
     else:
         logger.warning(f"{host.name}: Sysbox skipped: {sysbox_skipped}")
+
+    if values["registry_enabled"]:  # before the smoke tests, which may use it
+        local_registry()
 
     if values["smoke_enabled"]:
         run_smoke_tests()

@@ -4,6 +4,7 @@ from dindkit.settings import SettingsTable
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 
@@ -11,6 +12,7 @@ ALL_TABLES: tuple[SettingsTable, ...] = (
     DOCKER_SETTINGS,
     SYSBOX_SETTINGS,
     SMOKE_SETTINGS,
+    REGISTRY_SETTINGS,
     BOOTSTRAP_SETTINGS,
     APT_SETTINGS,
 )

@@ -1,0 +1,292 @@
+"""A local registry with TLS and htpasswd auth, and optionally a pull-through mirror.
+
+``local_registry()`` is the deploy (``deploys/registry.py``); it does nothing unless
+``registry_enabled``. Debian's docker-registry package runs as its own systemd service with
+dindkit's configuration (a drop-in on the package's unit), its CA and credential are generated
+on the host (``dindkit.operations.registry.secrets``), and the host's dockerd trusts the CA
+through /etc/docker/certs.d. The mirror is a second instance in proxy mode with its own unit.
+Settings: ``dindkit.settings.registry``; docs/registry.md.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pyinfra import host
+from pyinfra.api import DeployError, deploy
+from pyinfra.facts.server import Hostname
+from pyinfra.operations import files, systemd
+from pyinfra.operations.util import any_changed
+
+from dindkit.facts.reuse import read_once
+from dindkit.operations import apt as apt_ops
+from dindkit.operations import docker as docker_ops
+from dindkit.operations import registry as registry_ops
+from dindkit.operations import units as units_ops
+from dindkit.settings import SettingError
+from dindkit.settings.apt import APT_SETTINGS
+from dindkit.settings.registry import (
+    CA_CERT,
+    CA_DIR,
+    CONFIG_DIR,
+    CREDENTIALS_FILE,
+    PRIVATE_DIR,
+    REGISTRY_SETTINGS,
+    SERVICE_USER,
+    address,
+)
+from dindkit.templating import render
+
+PACKAGES = ("docker-registry", "apache2-utils", "openssl", "curl")
+REGISTRY_UNIT = "docker-registry.service"
+MIRROR_UNIT = "dindkit-registry-mirror.service"
+REGISTRY_CONFIG = f"{CONFIG_DIR}/config.yml"
+MIRROR_CONFIG = f"{CONFIG_DIR}/mirror.yml"
+DROP_IN = f"/etc/systemd/system/{REGISTRY_UNIT}.d/10-dindkit.conf"
+MIRROR_UNIT_FILE = f"/etc/systemd/system/{MIRROR_UNIT}"
+MIRROR_ENV_FILE = f"{PRIVATE_DIR}/mirror-upstream.env"
+SERVER_CERT = f"{PRIVATE_DIR}/server.crt"
+SERVER_KEY = f"{PRIVATE_DIR}/server.key"
+HTPASSWD = f"{PRIVATE_DIR}/htpasswd"
+DOCKER_CERTS_DIR = "/etc/docker/certs.d"
+LOCAL_NAMES = ("127.0.0.1", "localhost")
+# apt's lists younger than this are not refreshed again for the registry's packages (the
+# Docker deploy just before refreshed them).
+APT_LISTS_MAX_AGE = 3600
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """What a client needs to use the registry and the mirror; the smoke modes hand it in."""
+
+    registry: str  # HOST:PORT for `docker login`, tags and pushes
+    mirror: str | None  # https://HOST:PORT for a daemon's "registry-mirrors", None when off
+    ca_cert: str  # the CA certificate on the host (world-readable)
+    credentials_file: str  # username=, password= lines (root-only)
+
+
+def access(values: dict[str, Any], registry_address: str = "172.17.0.1") -> RegistryAccess:
+    """The registry as a nested client reaches it (by default through the bridge gateway)."""
+    mirror = None
+    if values["registry_mirror_enabled"]:
+        mirror = f"https://{values['registry_mirror_address']}:{values['registry_mirror_port']}"
+    return RegistryAccess(
+        registry=f"{registry_address}:{values['registry_port']}",
+        mirror=mirror,
+        ca_cert=CA_CERT,
+        credentials_file=CREDENTIALS_FILE,
+    )
+
+
+def certificate_names(values: dict[str, Any], hostname: str) -> list[str]:
+    """The server certificate's names: registry_addresses, the mirror's address, the host."""
+    try:
+        own_name = address(hostname)
+    except SettingError:
+        raise DeployError(
+            f"the host's name {hostname!r} cannot stand in a certificate; give the host a DNS "
+            "name or leave it out by setting registry_addresses to IPv4 addresses you reach it at"
+        ) from None
+    names = list(values["registry_addresses"])
+    if values["registry_mirror_enabled"]:
+        names.append(values["registry_mirror_address"])
+    names.append(own_name)
+    return sorted(set(names))
+
+
+def trust_files(values: dict[str, Any], names: list[str]) -> list[str]:
+    """/etc/docker/certs.d/HOST:PORT/ca.crt for every name dockerd may use, mirror included."""
+    endpoints = [f"{name}:{values['registry_port']}" for name in names]
+    if values["registry_mirror_enabled"]:
+        endpoints.append(f"{values['registry_mirror_address']}:{values['registry_mirror_port']}")
+    return [f"{DOCKER_CERTS_DIR}/{endpoint}/ca.crt" for endpoint in sorted(set(endpoints))]
+
+
+def upstream_is_local(values: dict[str, Any], names: list[str]) -> bool:
+    """The mirror pulls from this host's own registry (it needs the generated credential)."""
+    upstream = urlsplit(values["registry_mirror_upstream"])
+    return (upstream.hostname in (*names, *LOCAL_NAMES)) and (
+        upstream.port == values["registry_port"]
+    )
+
+
+def registry_config(values: dict[str, Any]) -> str:
+    return render(
+        "registry/config.yml.j2",
+        role="the local registry",
+        service="docker-registry",
+        data_dir=values["registry_data_dir"],
+        listen=f":{values['registry_port']}",
+        certificate=SERVER_CERT,
+        key=SERVER_KEY,
+        htpasswd=HTPASSWD,
+        upstream=None,
+    )
+
+
+def mirror_config(values: dict[str, Any]) -> str:
+    return render(
+        "registry/config.yml.j2",
+        role="the registry mirror, a pull-through cache",
+        service="dindkit-registry-mirror",
+        data_dir=values["registry_mirror_data_dir"],
+        listen=f"{values['registry_mirror_address']}:{values['registry_mirror_port']}",
+        certificate=SERVER_CERT,
+        key=SERVER_KEY,
+        htpasswd=None,
+        upstream=values["registry_mirror_upstream"],
+    )
+
+
+def drop_in() -> str:
+    return render("registry/docker-registry.service.d/10-dindkit.conf.j2", config=REGISTRY_CONFIG)
+
+
+def mirror_unit(values: dict[str, Any]) -> str:
+    return render(
+        "registry/dindkit-registry-mirror.service.j2",
+        address=values["registry_mirror_address"],
+        ca_dir=CA_DIR,
+        environment_file=MIRROR_ENV_FILE,
+        config=MIRROR_CONFIG,
+    )
+
+
+def _data_dir(path: str, what: str) -> Any:
+    return files.directory(
+        name=f"Create the {what}'s data folder {path}",
+        path=path,
+        user=SERVICE_USER,
+        group=SERVICE_USER,
+        mode="750",
+    )
+
+
+@deploy("Run a local registry", data_defaults=REGISTRY_SETTINGS.defaults)
+def local_registry() -> None:
+    """
+    Run Debian's docker-registry with TLS (a CA generated on the host) and htpasswd auth, and
+    optionally a pull-through mirror. Nothing happens unless ``registry_enabled``; turning it
+    off again leaves what was installed.
+
+    Settings (``dindkit.settings.registry``) are validated before any fact is read.
+    """
+    values = REGISTRY_SETTINGS.validate(host.data)
+    APT_SETTINGS.validate(host.data)  # read by every apt step (dindkit.operations.apt)
+    if not values["registry_enabled"]:
+        return
+    names = certificate_names(values, read_once(Hostname))
+    mirror_on = values["registry_mirror_enabled"]
+
+    # Configuration first: the package's postinst starts the service with it.
+    config = docker_ops.config_file(
+        name=f"Write the registry's configuration {REGISTRY_CONFIG}",
+        dest=REGISTRY_CONFIG,
+        content=registry_config(values),
+    )
+    unit_changes = [
+        docker_ops.config_file(
+            name="Point docker-registry.service at dindkit's configuration (a drop-in)",
+            dest=DROP_IN,
+            content=drop_in(),
+        )
+    ]
+    mirror_config_op = None
+    if mirror_on:
+        mirror_config_op = docker_ops.config_file(
+            name=f"Write the mirror's configuration {MIRROR_CONFIG}",
+            dest=MIRROR_CONFIG,
+            content=mirror_config(values),
+        )
+        unit_changes.append(
+            docker_ops.config_file(
+                name=f"Install the mirror's unit {MIRROR_UNIT}",
+                dest=MIRROR_UNIT_FILE,
+                content=mirror_unit(values),
+            )
+        )
+    systemd.daemon_reload(
+        name="Reload systemd units after the registry's units changed",
+        _if=any_changed(*unit_changes),
+    )
+    installed = apt_ops.packages(
+        name="Install docker-registry, htpasswd (apache2-utils), openssl and curl",
+        packages=list(PACKAGES),
+        cache_time=APT_LISTS_MAX_AGE,
+        no_recommends=True,
+    )
+    data = _data_dir(values["registry_data_dir"], "registry")
+    secrets = registry_ops.secrets(
+        name="Generate the registry's CA, server certificate and credential where missing",
+        addresses=names,
+        username=values["registry_username"],
+        trust_files=trust_files(values, names),
+        mirror_credentials=mirror_on and upstream_is_local(values, names),
+    )
+    registry_endpoint = registry_ops.Endpoint(
+        REGISTRY_UNIT, f"https://127.0.0.1:{values['registry_port']}/v2/"
+    )
+    registry_ops.restart(
+        name="Restart the registry for its new configuration",
+        endpoints=[registry_endpoint],
+        wait_seconds=values["registry_wait_seconds"],
+        _if=any_changed(config, unit_changes[0], installed, data, secrets),
+    )
+    units = [REGISTRY_UNIT]
+    if mirror_on and mirror_config_op is not None:
+        mirror_data = _data_dir(values["registry_mirror_data_dir"], "mirror")
+        mirror_endpoint = registry_ops.Endpoint(
+            MIRROR_UNIT,
+            f"https://{values['registry_mirror_address']}:{values['registry_mirror_port']}/v2/",
+        )
+        registry_ops.restart(
+            name="Restart the mirror for its new configuration",
+            endpoints=[mirror_endpoint],
+            wait_seconds=values["registry_wait_seconds"],
+            _if=any_changed(mirror_config_op, unit_changes[1], installed, mirror_data, secrets),
+        )
+        units.append(MIRROR_UNIT)
+    units_ops.running_and_enabled(name="Enable and start the registry", units=units)
+
+
+CI_FLOW_TEMPLATE = "registry/ci-flow.sh.j2"
+CI_FLOW_MARK = "@@dindkit ci"
+
+
+def ci_flow_script(
+    registry: str,
+    base_image: str,
+    repository: str = "dindkit/ci-flow",
+    docker: str = "docker",
+    credentials_file: str = CREDENTIALS_FILE,
+    ca_cert: str = CA_CERT,
+) -> str:
+    """The CI flow (build, login, push, remove, pull, digest, run, cleanup) as one script.
+
+    Every value is a default the caller's environment may override (CI_REGISTRY, ...); each
+    is quoted for the shell here.
+    """
+    return render(
+        CI_FLOW_TEMPLATE,
+        marker=CI_FLOW_MARK,
+        docker=shlex.quote(docker),
+        registry=shlex.quote(registry),
+        credentials=shlex.quote(credentials_file),
+        ca_cert=shlex.quote(ca_cert),
+        base_image=shlex.quote(base_image),
+        repository=shlex.quote(repository),
+    )
+
+
+def ci_flow_steps(output: str) -> dict[str, tuple[str, str]]:
+    """Step -> (passed|failed, the rest of its line), from the script's output."""
+    steps = {}
+    for line in output.splitlines():
+        if line.startswith(f"{CI_FLOW_MARK} "):
+            step, _, rest = line.removeprefix(f"{CI_FLOW_MARK} ").partition(" ")
+            status, _, detail = rest.partition(" ")
+            steps[step] = (status, detail)
+    return steps
