@@ -13,6 +13,7 @@ from dindkit.settings import (
     SettingError,
     SettingsTable,
     account_name,
+    allows,
     boolean,
     integer,
     list_of,
@@ -56,7 +57,7 @@ def directory(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"/[A-Za-z0-9._/-]*", value):
         raise SettingError(allowed)
     normalised = posixpath.normpath(value)
-    if normalised in ("/", "//") or ".." in normalised.split("/"):
+    if normalised in ("/", "//") or ".." in value.split("/"):
         raise SettingError(allowed + ", without ..")
     return normalised
 
@@ -115,6 +116,11 @@ def _consistent(values: dict[str, Any]) -> None:
             "itself; allowed: another registry (this host's own is "
             f"https://127.0.0.1:{port})"
         )
+
+
+allows(address, "a host name or an IPv4 address, without a scheme, port or path")
+allows(directory, "an absolute folder path other than / (letters, digits, `._-/`, no ..)")
+allows(upstream_url, "https://HOST or https://HOST:PORT (no path, no user:password@)")
 
 
 REGISTRY_SETTINGS = SettingsTable(

@@ -18,8 +18,10 @@ from pyinfra.api.exceptions import DeployError
 
 from dindkit import registry
 from dindkit.facts.registry import SECRETS_MARK, RegistrySecrets, _san, san_names
+from dindkit.paths import deploy_file
 from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.templating import render
+from tests import shellcheck
 
 ON = {"registry_enabled": True}
 MIRROR = {**ON, "registry_mirror_enabled": True}
@@ -417,10 +419,7 @@ def test_scripts_are_shellcheck_clean(script: str, tmp_path: Path) -> None:
         "wait": lambda: wait_script([Endpoint("docker-registry.service", "https://x:5000/v2/")], 9),
         "ci-flow": lambda: registry.ci_flow_script("172.17.0.1:5000", "dindkit-smoke:1"),
     }[script]()
-    result = subprocess.run(
-        ["shellcheck", "--shell=sh", "-"], input=text, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout
+    assert shellcheck.defects(text, "sh") == []
 
 
 def test_ci_flow_steps_are_parsed() -> None:
@@ -434,9 +433,6 @@ def test_ci_flow_steps_are_parsed() -> None:
     }
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -445,7 +441,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_pyinfra_refuses_bad_settings_before_touching_the_host(
-    data: list[str], message: str
+    data: list[str], message: str, tmp_path: Path
 ) -> None:
 
     arguments = [argument for item in data for argument in ("--data", item)]
@@ -457,10 +453,10 @@ def test_pyinfra_refuses_bad_settings_before_touching_the_host(
             "-y",
             "--dry",
             "@local",
-            "deploys/registry.py",
+            str(deploy_file("registry")),
             *arguments,
         ],
-        cwd=ROOT,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
