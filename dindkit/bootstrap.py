@@ -21,12 +21,14 @@ from pyinfra.facts.deb import DebPackages
 
 from dindkit.docker import install_docker
 from dindkit.facts.reuse import read_once
+from dindkit.guard import install_guard
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import units as units_ops
 from dindkit.settings import SettingsTable
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.guard import GUARD_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 from dindkit.smoke.deploy import run_smoke_tests
@@ -39,6 +41,7 @@ TABLES: tuple[SettingsTable, ...] = (
     SYSBOX_SETTINGS,
     SMOKE_SETTINGS,
     APT_SETTINGS,
+    GUARD_SETTINGS,
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -100,6 +103,9 @@ def bootstrap() -> None:
         install_sysbox()  # also the removal, with sysbox_state: absent
     else:
         logger.warning(f"{host.name}: Sysbox skipped: {sysbox_skipped}")
+
+    if values["guard_enabled"]:
+        install_guard()
 
     if values["smoke_enabled"]:
         run_smoke_tests()

@@ -4,6 +4,7 @@ from dindkit.settings import SettingsTable
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.guard import GUARD_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 
@@ -13,4 +14,5 @@ ALL_TABLES: tuple[SettingsTable, ...] = (
     SMOKE_SETTINGS,
     BOOTSTRAP_SETTINGS,
     APT_SETTINGS,
+    GUARD_SETTINGS,
 )

@@ -28,6 +28,7 @@ DEPLOYS = {
     "sysbox": "deploys/sysbox.py",
     "smoke": "deploys/smoke.py, dindkit smoke",
     "bootstrap": "deploys/bootstrap.py",
+    "guard": "deploys/guard.py",
 }
 
 

@@ -701,7 +701,11 @@ loaded = {{name.split(".")[0] for name in sys.modules}}
 print(sorted(loaded - set(sys.stdlib_module_names) - {{"__main__"}}))
 """
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True, cwd="/"
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
     )
     assert "--policy" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
