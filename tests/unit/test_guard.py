@@ -179,3 +179,38 @@ def test_rendered_policy_is_what_the_proxy_enforces() -> None:
             server.shutdown()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+GUARD_SCRIPTS = {
+    "guard/job-checks.sh.j2": {
+        "marker": "GUARD",
+        "image": "img",
+        "foreign": "f",
+        "device": "/dev/vda",
+    },
+    "guard/prove.sh.j2": {
+        "image": "img",
+        "foreign": "f",
+        "archive": "/a.tar.gz",
+        "socket_group": "docker-jobs",
+        "socket_path": "/run/dindkit/jobs.sock",
+        "checks": "/c.sh",
+    },
+    "guard/build-time.sh.j2": {
+        "marker": "GUARD",
+        "rounds": 2,
+        "image": "img",
+        "context_bytes": 1024,
+        "sockets": {"docker.sock": "/run/docker.sock", "jobs.sock": "/run/dindkit/jobs.sock"},
+    },
+}
+
+
+@pytest.mark.parametrize("template", sorted(GUARD_SCRIPTS))
+def test_lab_scripts_are_shellcheck_clean(template: str, tmp_path: Path) -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed here")
+    path = tmp_path / "script.sh"
+    path.write_text(render(template, **GUARD_SCRIPTS[template]))
+    result = subprocess.run(["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
