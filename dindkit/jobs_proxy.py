@@ -112,6 +112,10 @@ def parse_json(body: bytes) -> Any:
         raise Refusal("invalid-json", f"the body is not valid JSON: {error}") from None
 
 
+def words(text: str) -> list[str]:
+    return text.split()
+
+
 # A schema says how dockerd reads a JSON value: a struct (Go matches field names without regard
 # to case), a map (keys taken as they are), a list, or None (not inspected, passed as parsed).
 Schema = Any
@@ -168,107 +172,26 @@ def normalise(value: Any, schema: Schema, where: str) -> Any:
     return [normalise(item, schema["list"], f"{where}[]") for item in value]
 
 
-RESOURCES = [
-    "CpuShares",
-    "Memory",
-    "NanoCpus",
-    "CgroupParent",
-    "BlkioWeight",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-    "CpuPeriod",
-    "CpuQuota",
-    "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",
-    "CpusetCpus",
-    "CpusetMems",
-    "Devices",
-    "DeviceCgroupRules",
-    "DeviceRequests",
-    "KernelMemory",
-    "KernelMemoryTCP",
-    "MemoryReservation",
-    "MemorySwap",
-    "MemorySwappiness",
-    "OomKillDisable",
-    "PidsLimit",
-    "Ulimits",
-    "CpuCount",
-    "CpuPercent",
-    "IOMaximumIOps",
-    "IOMaximumBandwidth",
-]
-HOST_CONFIG_FIELDS = [
-    "Binds",
-    "ContainerIDFile",
-    "LogConfig",
-    "NetworkMode",
-    "PortBindings",
-    "RestartPolicy",
-    "AutoRemove",
-    "VolumeDriver",
-    "VolumesFrom",
-    "ConsoleSize",
-    "Annotations",
-    "CapAdd",
-    "CapDrop",
-    "CgroupnsMode",
-    "Dns",
-    "DnsOptions",
-    "DnsSearch",
-    "ExtraHosts",
-    "GroupAdd",
-    "IpcMode",
-    "Cgroup",
-    "Links",
-    "OomScoreAdj",
-    "PidMode",
-    "Privileged",
-    "PublishAllPorts",
-    "ReadonlyRootfs",
-    "SecurityOpt",
-    "StorageOpt",
-    "Tmpfs",
-    "UTSMode",
-    "UsernsMode",
-    "ShmSize",
-    "Sysctls",
-    "Runtime",
-    "Isolation",
-    "MaskedPaths",
-    "ReadonlyPaths",
-    "Init",
-]
-CONFIG_FIELDS = [
-    "Hostname",
-    "Domainname",
-    "User",
-    "AttachStdin",
-    "AttachStdout",
-    "AttachStderr",
-    "ExposedPorts",
-    "Tty",
-    "OpenStdin",
-    "StdinOnce",
-    "Env",
-    "Cmd",
-    "Healthcheck",
-    "ArgsEscaped",
-    "Image",
-    "Volumes",
-    "WorkingDir",
-    "Entrypoint",
-    "NetworkDisabled",
-    "MacAddress",
-    "OnBuild",
-    "Labels",
-    "StopSignal",
-    "StopTimeout",
-    "Shell",
-]
+RESOURCES = words(
+    "CpuShares Memory NanoCpus CgroupParent BlkioWeight BlkioWeightDevice BlkioDeviceReadBps "
+    "BlkioDeviceWriteBps BlkioDeviceReadIOps BlkioDeviceWriteIOps CpuPeriod CpuQuota "
+    "CpuRealtimePeriod CpuRealtimeRuntime CpusetCpus CpusetMems Devices DeviceCgroupRules "
+    "DeviceRequests KernelMemory KernelMemoryTCP MemoryReservation MemorySwap "
+    "MemorySwappiness OomKillDisable PidsLimit Ulimits CpuCount CpuPercent IOMaximumIOps "
+    "IOMaximumBandwidth"
+)
+HOST_CONFIG_FIELDS = words(
+    "Binds ContainerIDFile LogConfig NetworkMode PortBindings RestartPolicy AutoRemove "
+    "VolumeDriver VolumesFrom ConsoleSize Annotations CapAdd CapDrop CgroupnsMode Dns "
+    "DnsOptions DnsSearch ExtraHosts GroupAdd IpcMode Cgroup Links OomScoreAdj PidMode "
+    "Privileged PublishAllPorts ReadonlyRootfs SecurityOpt StorageOpt Tmpfs UTSMode "
+    "UsernsMode ShmSize Sysctls Runtime Isolation MaskedPaths ReadonlyPaths Init"
+)
+CONFIG_FIELDS = words(
+    "Hostname Domainname User AttachStdin AttachStdout AttachStderr ExposedPorts Tty "
+    "OpenStdin StdinOnce Env Cmd Healthcheck ArgsEscaped Image Volumes WorkingDir Entrypoint "
+    "NetworkDisabled MacAddress OnBuild Labels StopSignal StopTimeout Shell"
+)
 MOUNT = struct(
     "Type",
     "Source",
@@ -284,23 +207,11 @@ MOUNT = struct(
 )
 HOST_CONFIG = struct(*HOST_CONFIG_FIELDS, *RESOURCES, Mounts=list_of(MOUNT))
 ENDPOINT = struct(
-    *[
-        "IPAMConfig",
-        "Links",
-        "Aliases",
-        "MacAddress",
-        "DriverOpts",
-        "GwPriority",
-        "NetworkID",
-        "EndpointID",
-        "Gateway",
-        "IPAddress",
-        "IPPrefixLen",
-        "IPv6Gateway",
-        "GlobalIPv6Address",
-        "GlobalIPv6PrefixLen",
-        "DNSNames",
-    ]
+    *words(
+        "IPAMConfig Links Aliases MacAddress DriverOpts GwPriority NetworkID EndpointID "
+        "Gateway IPAddress IPPrefixLen IPv6Gateway GlobalIPv6Address GlobalIPv6PrefixLen "
+        "DNSNames"
+    )
 )
 CONTAINER_CREATE = struct(
     *CONFIG_FIELDS,
@@ -310,38 +221,17 @@ CONTAINER_CREATE = struct(
 CONTAINER_CONFIG = struct(*CONFIG_FIELDS)
 CONTAINER_UPDATE = struct(*RESOURCES, "RestartPolicy")
 EXEC_CREATE = struct(
-    *[
-        "AttachStdin",
-        "AttachStdout",
-        "AttachStderr",
-        "ConsoleSize",
-        "DetachKeys",
-        "Tty",
-        "Env",
-        "Cmd",
-        "Privileged",
-        "User",
-        "WorkingDir",
-    ]
+    *words(
+        "AttachStdin AttachStdout AttachStderr ConsoleSize DetachKeys Tty Env Cmd Privileged "
+        "User WorkingDir"
+    )
 )
 EXEC_START = struct("Detach", "Tty", "ConsoleSize")
 NETWORK_CREATE = struct(
-    *[
-        "Name",
-        "CheckDuplicate",
-        "Driver",
-        "Scope",
-        "EnableIPv6",
-        "EnableIPv4",
-        "IPAM",
-        "Internal",
-        "Attachable",
-        "Ingress",
-        "ConfigOnly",
-        "ConfigFrom",
-        "Options",
-        "Labels",
-    ]
+    *words(
+        "Name CheckDuplicate Driver Scope EnableIPv6 EnableIPv4 IPAM Internal Attachable "
+        "Ingress ConfigOnly ConfigFrom Options Labels"
+    )
 )
 NETWORK_CONNECT = struct("Container", "Force", EndpointConfig=ENDPOINT)
 VOLUME_CREATE = struct("Name", "Driver", "DriverOpts", "Labels", "ClusterVolumeSpec")
@@ -350,84 +240,21 @@ AUTH = struct(
 )
 
 # Linux capabilities as Docker names them (without CAP_).
-CAPABILITIES = [
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "KILL",
-    "LEASE",
-    "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
-    "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "SYSLOG",
-    "WAKE_ALARM",
-]
+CAPABILITIES = words(
+    "AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN "
+    "DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE "
+    "MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON "
+    "SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT SYS_MODULE SYS_NICE "
+    "SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM"
+)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 BUILD_QUERY = set(
-    [
-        "dockerfile",
-        "t",
-        "extrahosts",
-        "remote",
-        "q",
-        "nocache",
-        "cachefrom",
-        "pull",
-        "rm",
-        "forcerm",
-        "memory",
-        "memswap",
-        "cpushares",
-        "cpusetcpus",
-        "cpusetmems",
-        "cpuperiod",
-        "cpuquota",
-        "buildargs",
-        "shmsize",
-        "squash",
-        "labels",
-        "networkmode",
-        "platform",
-        "target",
-        "outputs",
-        "version",
-        "ulimits",
-        "isolation",
-        "cgroupparent",
-        "session",
-        "buildid",
-    ]
+    words(
+        "dockerfile t extrahosts remote q nocache cachefrom pull rm forcerm memory memswap "
+        "cpushares cpusetcpus cpusetmems cpuperiod cpuquota buildargs shmsize squash labels "
+        "networkmode platform target outputs version ulimits isolation cgroupparent session "
+        "buildid"
+    )
 )
 REPEATABLE_QUERY = {"t"}
 FORWARDED_HEADERS = ("user-agent", "content-type", "x-registry-auth", "x-registry-config")
