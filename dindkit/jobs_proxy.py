@@ -222,7 +222,7 @@ CONTAINER_CONFIG = struct(*CONFIG_FIELDS)
 CONTAINER_UPDATE = struct(*RESOURCES, "RestartPolicy")
 EXEC_CREATE = struct(
     *words(
-        "AttachStdin AttachStdout AttachStderr ConsoleSize DetachKeys Tty Env Cmd Privileged "
+        "AttachStdin AttachStdout AttachStderr ConsoleSize Detach DetachKeys Tty Env Cmd Privileged "
         "User WorkingDir"
     )
 )

@@ -342,6 +342,26 @@ def test_ci_requests_pass(proxy: Running, method: str, path: str, forwarded: str
     assert (seen.method, seen.target) == (method, forwarded)
 
 
+def test_exec_create_as_the_docker_cli_sends_it(proxy: Running) -> None:
+    body = {
+        "User": "",
+        "Privileged": False,
+        "Tty": False,
+        "AttachStdin": False,
+        "AttachStderr": True,
+        "AttachStdout": True,
+        "Detach": False,
+        "DetachKeys": "",
+        "Env": None,
+        "WorkingDir": "",
+        "Cmd": ["true"],
+    }
+    response = exchange(proxy.socket_path, request("POST", "/v1.41/containers/mine/exec", body))
+    assert status_of(response) == 200, response
+    [seen] = proxy.stand_in.requests()
+    assert json.loads(seen.body) == body
+
+
 def test_container_list_shows_only_owned_containers(proxy: Running) -> None:
     filters = json.dumps({"status": ["running"], "label": ["ci=1"]})
     path = "/containers/json?" + urllib.parse.urlencode({"all": 1, "filters": filters})
