@@ -222,8 +222,8 @@ CONTAINER_CONFIG = struct(*CONFIG_FIELDS)
 CONTAINER_UPDATE = struct(*RESOURCES, "RestartPolicy")
 EXEC_CREATE = struct(
     *words(
-        "AttachStdin AttachStdout AttachStderr ConsoleSize Detach DetachKeys Tty Env Cmd Privileged "
-        "User WorkingDir"
+        "AttachStdin AttachStdout AttachStderr ConsoleSize Detach DetachKeys Tty Env Cmd "
+        "Privileged User WorkingDir"
     )
 )
 EXEC_START = struct("Detach", "Tty", "ConsoleSize")
