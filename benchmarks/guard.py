@@ -49,7 +49,9 @@ def upload(lab: dindkit.lab.Lab, path: str, content: bytes) -> None:
 
 def prove(lab: dindkit.lab.Lab) -> list[list[str]]:
     archive = smoke_image_archive()
-    upload(lab, f"{REMOTE_DIR}/smoke.tar.gz", archive.read_bytes())
+    remote = f"{REMOTE_DIR}/smoke.tar.gz"
+    if ssh(lab, f"stat -c %s {remote} 2>/dev/null || true").strip() != str(archive.stat().st_size):
+        upload(lab, remote, archive.read_bytes())
     checks = render(
         "guard/job-checks.sh.j2",
         marker=MARKER,
@@ -62,7 +64,7 @@ def prove(lab: dindkit.lab.Lab) -> list[list[str]]:
         "guard/prove.sh.j2",
         image=shlex.quote(JOB_IMAGE),
         foreign=shlex.quote(FOREIGN),
-        archive=f"{REMOTE_DIR}/smoke.tar.gz",
+        archive=remote,
         socket_group=GUARD_SETTINGS.defaults["guard_socket_group"],
         socket_path=SOCKETS["jobs.sock"],
         checks=f"{REMOTE_DIR}/job-checks.sh",
