@@ -21,6 +21,7 @@ from pyinfra.facts.deb import DebPackages
 
 from dindkit.docker import install_docker
 from dindkit.facts.reuse import read_once
+from dindkit.guard import install_guard
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import units as units_ops
 from dindkit.registry import local_registry
@@ -29,6 +30,7 @@ from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.registry import REGISTRY_SETTINGS
+from dindkit.settings.guard import GUARD_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 from dindkit.smoke.deploy import run_smoke_tests
@@ -42,6 +44,7 @@ TABLES: tuple[SettingsTable, ...] = (
     SMOKE_SETTINGS,
     REGISTRY_SETTINGS,
     APT_SETTINGS,
+    GUARD_SETTINGS,
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -106,6 +109,8 @@ def bootstrap() -> None:
 
     if values["registry_enabled"]:  # before the smoke tests, which may use it
         local_registry()
+    if values["guard_enabled"]:
+        install_guard()
 
     if values["smoke_enabled"]:
         run_smoke_tests()

@@ -5,6 +5,7 @@ from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.registry import REGISTRY_SETTINGS
+from dindkit.settings.guard import GUARD_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 
@@ -15,4 +16,5 @@ ALL_TABLES: tuple[SettingsTable, ...] = (
     REGISTRY_SETTINGS,
     BOOTSTRAP_SETTINGS,
     APT_SETTINGS,
+    GUARD_SETTINGS,
 )

@@ -29,6 +29,7 @@ DEPLOYS = {
     "smoke": "deploys/smoke.py, dindkit smoke",
     "bootstrap": "deploys/bootstrap.py",
     "registry": "deploys/registry.py",
+    "guard": "deploys/guard.py",
 }
 
 
