@@ -29,8 +29,8 @@ from dindkit.settings import SettingsTable
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.bootstrap import BOOTSTRAP_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
-from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.settings.guard import GUARD_SETTINGS
+from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.settings.sysbox import SYSBOX_SETTINGS
 from dindkit.smoke.deploy import run_smoke_tests

@@ -11,8 +11,9 @@ from dindkit.settings import (
     Setting,
     SettingError,
     SettingsTable,
-    account_name,
+    allows,
     boolean,
+    group_name,
     integer,
     list_of,
     matching,
@@ -101,8 +102,21 @@ def run_socket(value: Any) -> str:
             "allowed: a path under /run/ ending in .sock, such as /run/dindkit/jobs.sock"
         )
     if path in ("/run/docker.sock", "/run/containerd/containerd.sock"):
-        raise SettingError(f"{path} is a daemon's own socket")
+        raise SettingError(f"{path} is a daemon's own socket; allowed: a socket of its own")
     return path
+
+
+def daemon_socket(value: Any) -> str:
+    path = absolute_path(value)
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]+\.sock", path):
+        raise SettingError(
+            "allowed: an absolute path of letters, digits and `_.-/` ending in .sock"
+        )
+    return path
+
+
+allows(run_socket, "a path under /run/ ending in .sock, not a daemon's own socket")
+allows(daemon_socket, "an absolute path of letters, digits and `_.-/` ending in .sock")
 
 
 GUARD_SETTINGS = SettingsTable(
@@ -125,7 +139,7 @@ GUARD_SETTINGS = SettingsTable(
             "guard_socket_group",
             "docker-jobs",
             "Group that owns the job socket (created if missing); jobs get it with --group-add.",
-            account_name,
+            group_name,
         ),
         Setting(
             "guard_socket_gid",
@@ -144,7 +158,7 @@ GUARD_SETTINGS = SettingsTable(
             "guard_upstream_socket",
             "/run/docker.sock",
             "dockerd's socket the proxy talks to (its group is docker_socket_group).",
-            absolute_path,
+            daemon_socket,
         ),
         Setting(
             "guard_bind_allowlist",
