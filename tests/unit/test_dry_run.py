@@ -165,6 +165,14 @@ CASES = [
     ("doctor", {}, False, 0, ()),
     ("smoke", {}, False, 0, SMOKE_PLAN),
     ("smoke", {}, True, 0, SMOKE_PLAN),
+    ("guard", {"guard_enabled": "true"}, False, 0, ("Enable and start the job socket",)),
+    (
+        "registry",
+        {"registry_enabled": "true", "registry_mirror_enabled": "true"},
+        False,
+        0,
+        ("Generate the registry's CA, server certificate and credential where missing",),
+    ),
 ]
 
 
