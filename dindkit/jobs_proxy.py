@@ -938,16 +938,21 @@ def upstream_head(request: Request, body: bytes | None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def copy_exactly(reader: Any, upstream: socket.socket, size: int) -> None:
+    """``size`` bytes from the client to dockerd, in pieces of at most COPY_SIZE."""
+    left = size
+    while left:
+        data = reader.read1(min(left, COPY_SIZE))
+        if not data:
+            raise OSError("client went away")
+        upstream.sendall(data)
+        left -= len(data)
+
+
 def copy_body(reader: Any, request: Request, upstream: socket.socket) -> None:
     """A streamed body, framed again by the proxy: exactly Content-Length bytes, or its chunks."""
     if request.length is not None:
-        left = request.length
-        while left:
-            data = reader.read1(min(left, COPY_SIZE))
-            if not data:
-                raise OSError("client went away")
-            upstream.sendall(data)
-            left -= len(data)
+        copy_exactly(reader, upstream, request.length)
         return
     while True:
         size = read_chunk_size(reader)
@@ -957,13 +962,7 @@ def copy_body(reader: Any, request: Request, upstream: socket.socket) -> None:
                 pass
             return
         upstream.sendall(f"{size:x}\r\n".encode())
-        left = size
-        while left:
-            data = reader.read1(min(left, COPY_SIZE))
-            if not data:
-                raise OSError("client went away")
-            upstream.sendall(data)
-            left -= len(data)
+        copy_exactly(reader, upstream, size)
         if read_exact(reader, 2) != b"\r\n":
             raise Refusal("malformed-request", "bad chunk end")
         upstream.sendall(b"\r\n")
