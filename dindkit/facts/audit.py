@@ -49,8 +49,10 @@ DOCKER_AUDIT_ITEMS = (
 
 DOCKER_ROOT = "/var/lib/docker"
 # Directories under Docker's root (and under each userns-remap root, <uid>.<gid>) that hold image
-# layers, containers' writable layers, build caches, temporary files and volumes' data (a DinD
-# container's own /var/lib/docker is a volume): files written there are not audited.
+# layers, containers' writable layers, build caches and volumes' data (a DinD container's own
+# /var/lib/docker is a volume): files written there are not audited. Not tmp: dockerd replaces
+# it at every start, and the kernel drops a tree rule whose directory is removed, so a rule on it
+# would be gone after each restart (a rerun would load the rules again).
 DOCKER_DATA_DIRS = (
     "overlay2",
     "fuse-overlayfs",
@@ -59,7 +61,6 @@ DOCKER_DATA_DIRS = (
     "zfs",
     "containerd",
     "buildkit",
-    "tmp",
     "volumes",
 )
 EXCLUDE = "exclude"  # the item of an excluded directory in DockerAuditPaths

@@ -86,7 +86,6 @@ def test_paths_script_excludes_data_directories_that_exist(tmp_path: Path) -> No
     ).stdout.splitlines()
     assert output == [
         f"{EXCLUDE} {tmp_path}/overlay2",
-        f"{EXCLUDE} {tmp_path}/tmp",
         f"{EXCLUDE} {tmp_path}/volumes",
         f"{EXCLUDE} {tmp_path}/165536.165536/overlay2",
         f"{EXCLUDE} {tmp_path}/165536.165536/vfs",
