@@ -17,6 +17,12 @@ Every lab the session touched is taken down at the end, even when tests fail: no
 process, no overlay left. Set ``DINDKIT_TEST_KEEP_LABS=1`` to keep them running between
 sessions while you work on the tests.
 
+After the demo, the trixie VM's tests run in a pytest process of their own (a ``Background``
+started by ``demo_run``) beside the bookworm VM's, which this session runs: the two VMs no
+longer wait for each other.
+test_trixie_worker.py, last in line, waits for that process and fails with its output.
+``DINDKIT_TEST_SPLIT=0`` runs them all in this session instead.
+
 VM size: ``DINDKIT_TEST_CPUS`` (default 2) and ``DINDKIT_TEST_MEMORY`` MiB (default 3072).
 """
 
@@ -47,6 +53,14 @@ MEMORY = int(os.environ.get("DINDKIT_TEST_MEMORY", "3072"))
 KEEP = os.environ.get("DINDKIT_TEST_KEEP_LABS") == "1"
 REBOOT_TIMEOUT = 600.0
 DEMO_DISTROS = ("bookworm", "trixie")
+# The distro whose tests run in a pytest process of their own after the demo, and the variable
+# that marks that process.
+WORKER_DISTRO = "trixie"
+WORKER_VARIABLE = "DINDKIT_TEST_DISTRO_WORKER"
+IN_WORKER = os.environ.get(WORKER_VARIABLE) == WORKER_DISTRO
+SPLIT = os.environ.get("DINDKIT_TEST_SPLIT", "1") != "0"
+DEMO_MODULE = "tests/lab/test_demo.py"
+WAITER_MODULE = "tests/lab/test_trixie_worker.py"
 DEMO_TIMEOUT = 3600.0
 DINDKIT = str(Path(sys.executable).with_name("dindkit"))
 
@@ -185,9 +199,44 @@ def _take_down(names: list[str]) -> None:
             print(f"could not take down lab {name}: {error}", file=sys.stderr)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """test_demo.py first: the demo boots the session's labs and meets them fresh."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] != "tests/lab/test_demo.py")
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def runs_in_worker(item: pytest.Item) -> bool:
+    """A test of the worker's distro's VM (its id names the distro), but the demo's."""
+    named = WORKER_DISTRO in item.nodeid.split("::", 1)[-1]
+    return named and _module(item) not in (DEMO_MODULE, WAITER_MODULE)
+
+
+def splits(items: list[pytest.Item]) -> bool:
+    """This session hands the worker's tests to a process of its own: it runs the demo (which
+    starts that process) and has tests for it."""
+    return (
+        SPLIT
+        and not IN_WORKER
+        and any(_module(item) == DEMO_MODULE for item in items)
+        and any(runs_in_worker(item) for item in items)
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """test_demo.py first: the demo boots the session's labs and meets them fresh. The worker
+    process keeps only its distro's tests; a session that starts one leaves those tests out
+    (and test_trixie_worker.py, which waits for it, last); without a worker that module goes."""
+    if IN_WORKER:
+        keep = [item for item in items if runs_in_worker(item)]
+    elif splits(items):
+        keep = [item for item in items if not runs_in_worker(item)]
+    else:
+        keep = [item for item in items if _module(item) != WAITER_MODULE]
+    left_out = [item for item in items if item not in keep]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+    if not IN_WORKER:
+        WORKER_TESTS[:] = [item.nodeid for item in left_out if runs_in_worker(item)]
+    keep.sort(key=lambda item: (_module(item) == WAITER_MODULE, _module(item) != DEMO_MODULE))
+    items[:] = keep
 
 
 def stream(command: list[str], timeout: float) -> tuple[int, str]:
@@ -269,15 +318,24 @@ class DemoRun:
 
 
 class Background:
-    """A lab test run in a pytest process of its own, beside this session (its own VM)."""
+    """Lab tests run in a pytest process of their own, beside this session (on a VM that this
+    session does not use meanwhile)."""
 
-    def __init__(self, marker: str, log: Path) -> None:
+    def __init__(
+        self, selection: list[str], log: Path, environment: Mapping[str, str] | None = None
+    ) -> None:
+        """``selection``: pytest's arguments that choose the tests (``-m MARKER``, node ids)."""
         self.log = log
-        command = [sys.executable, "-m", "pytest", "-m", marker, "-s", "-p", "no:cacheprovider"]
-        command += ["--durations=5"]
+        command = [sys.executable, "-m", "pytest", *selection, "-s", "-p", "no:cacheprovider"]
+        command += ["--durations=0"]
         with log.open("w") as out:
             self.process = subprocess.Popen(
-                command, cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=CHECKOUT,
+                env={**os.environ, **(environment or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def wait(self, timeout: float = DEMO_TIMEOUT) -> tuple[int, str]:
@@ -297,6 +355,8 @@ class Background:
 
 # Lab tests started in the background by an earlier fixture, by marker (see ``demo_run``).
 BACKGROUND: dict[str, Background] = {}
+# The node ids this session left to the worker process (``pytest_collection_modifyitems``).
+WORKER_TESTS: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -309,7 +369,8 @@ def demo_run(
 
     Then, if the session has Vagrant tests, they start in their own pytest process, in their
     own VM: after the demo, whose two VMs use both cores, the modules that follow mostly wait
-    on one VM at a time. test_vagrant.py waits for that run and reports it.
+    on one VM at a time. test_vagrant.py waits for that run and reports it. So do the trixie
+    VM's tests (``WORKER_TESTS``), waited for by test_trixie_worker.py.
     """
     report_dir = tmp_path_factory.mktemp("demo") / "report"
     command = [DINDKIT, "demo", "--name", PREFIX, "--report-dir", str(report_dir)]
@@ -325,7 +386,13 @@ def demo_run(
     run = DemoRun(returncode, output, report_dir, time.monotonic() - started)
     if any(item.get_closest_marker("vagrant") for item in request.session.items):
         log = tmp_path_factory.mktemp("vagrant") / "pytest.log"
-        BACKGROUND["vagrant"] = Background("vagrant", log)
+        BACKGROUND["vagrant"] = Background(["-m", "vagrant"], log)
+    if WORKER_TESTS:  # their modules, filtered there by the same rule (runs_in_worker)
+        log = tmp_path_factory.mktemp(WORKER_DISTRO) / "pytest.log"
+        modules = sorted({nodeid.split("::")[0] for nodeid in WORKER_TESTS})
+        selection = ["-m", request.config.option.markexpr or "lab", *modules]
+        environment = {WORKER_VARIABLE: WORKER_DISTRO}
+        BACKGROUND[WORKER_DISTRO] = Background(selection, log, environment)
     try:
         yield run
     finally:

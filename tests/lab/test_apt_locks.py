@@ -3,14 +3,16 @@
 (a) another process holds dpkg's frontend lock: with a short ``apt_lock_timeout`` the run stops
 with one line naming the holder and the setting, with the default it waits, says so, and
 succeeds; (c) dpkg is left interrupted (a package unpacked, not configured): the next run
-recovers it and converges; (b) the control side is killed while docker.io is being installed
+recovers it and converges; (b) the control side is killed while dpkg installs a package
 and the deploy is started again at once: it waits for (or recovers after) the apt-get it left,
 converges, and a third run changes nothing.
 
-The module shares the session's bookworm VM, which the demo (test_demo.py) converged. (a) and
-(c) need a package the deploy installs, any: auditd (docker_audit), quick to reinstall; (b)
-needs an install long enough to be killed in the middle: docker.io. It leaves the VM converged
-with the default lab data, for the modules after it.
+The module shares the session's bookworm VM, which the demo (test_demo.py) converged. Each case
+needs a package the deploy installs, any: auditd (docker_audit), quick to reinstall. (b) needs
+an install that is still running when the control side is killed: a one-shot dpkg hook holds
+the first dpkg run of the deploy for a while (dpkg holds its locks meanwhile), so the kill lands
+inside dpkg on any machine. It leaves the VM converged with the default lab data, for the
+modules after it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ time.sleep(float(sys.argv[1]))
 
 # A package the docker deploy installs (docker_audit) with nothing depending on it.
 QUICK_PACKAGE = "auditd"
+# (b): dpkg's pre-invoke hook, which sleeps once (while the flag exists) inside dpkg's run.
+SLOW_DPKG_CONF = "/etc/dpkg/dpkg.cfg.d/dindkit-test-slow-dpkg"
+SLOW_DPKG_FLAG = "/run/dindkit-test-slow-dpkg"
+SLOW_DPKG_SECONDS = 60
 
 
 def remove_package(name: str) -> str:
@@ -153,34 +159,42 @@ def test_c_interrupted_dpkg_is_recovered(vm: Any) -> None:
 
 
 def test_b_killed_control_side_then_rerun_converges(vm: Any, tmp_path: Path) -> None:
-    vm.ssh(remove_package("docker.io"))
+    vm.ssh(remove_package(QUICK_PACKAGE))
+    hook = f"test ! -e {SLOW_DPKG_FLAG} || {{ rm -f {SLOW_DPKG_FLAG}; sleep {SLOW_DPKG_SECONDS}; }}"
+    vm.ssh(f"echo 'pre-invoke \"{hook}\"' > {SLOW_DPKG_CONF} && touch {SLOW_DPKG_FLAG}")
     log = tmp_path / "killed.log"
     command = pyinfra_command(
         inventory_file("lab"), deploy_file("docker"), extra=["--limit", vm.host]
     )
-    with log.open("w") as out:
-        killed = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            vm.ssh(
-                f"timeout 1800 sh -c 'until pgrep -f {DPKG_BY_APT}; do sleep 0.2; done'",
-                timeout=1860,
-            )
-        finally:
-            killed.send_signal(signal.SIGKILL)
-            killed.wait()
+    try:
+        with log.open("w") as out:
+            killed = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                # dpkg has started (and sleeps in its hook) once the flag is gone.
+                vm.ssh(
+                    f"timeout 600 sh -c 'until [ ! -e {SLOW_DPKG_FLAG} ] && "
+                    f"pgrep -f {DPKG_BY_APT}; do sleep 0.2; done'",
+                    timeout=660,
+                )
+            finally:
+                killed.send_signal(signal.SIGKILL)
+                killed.wait()
+    finally:
+        vm.ssh(f"rm -f {SLOW_DPKG_CONF} {SLOW_DPKG_FLAG}")
     remote = vm.ssh("pgrep -a -x apt-get || true").stdout.strip()
     print(f"killed the control side while dpkg ran; apt-get on the VM: {remote or 'gone'}")
 
-    # Under emulation the orphaned install may take longer than the default wait.
-    rerun = vm.deploy("docker", data={"apt_lock_timeout": 1800})
+    # The orphaned dpkg may still sleep in its hook, then install: more than the default wait.
+    rerun = vm.deploy("docker", data={"apt_lock_timeout": 600})
     waited = _lines(rerun.output, "dindkit apt: waiting for dpkg's lock")
     recovered = _lines(rerun.output, "dindkit apt: dpkg was interrupted")
     print("\n".join(["the rerun said:", *_lines(rerun.output, "dindkit apt:")]))
     # The apt-get of the killed run either still ran (the rerun waits for it) or died half-way
     # (the rerun recovers dpkg); either way the rerun met it and dealt with it.
     assert waited or recovered, rerun.output[-3000:]
-    if waited:
-        assert "apt-get" in waited[0], waited
+    if waited:  # the apt-get left behind, or its dpkg if apt-get died of the closed pipe
+        holder = waited[0].split(" held by ", 1)[1]
+        assert "apt-get" in holder or "dpkg" in holder, waited
     _docker_works(vm)
     third = vm.deploy("docker")
     assert third.changed_operations == 0, third.changed_operation_names
