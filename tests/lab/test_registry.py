@@ -157,8 +157,8 @@ MIRROR_PULL: list[subprocess.CompletedProcess[str]] = []
 
 @pytest.mark.xfail(
     strict=True,
-    reason="docker-registry 2.8's proxy sends no credential to an htpasswd upstream "
-    "(docs/registry.md, known gap)",
+    reason="docker-registry 2.8's proxy stores credentials only for Bearer challenges, none "
+    "for an htpasswd (Basic) upstream (docs/registry.md, known gap)",
 )
 def test_the_mirror_serves_the_nested_pull(registry_vm: LabVM) -> None:
     assert MIRROR_PULL, "the nested daemon's test did not get to the mirror"
