@@ -19,6 +19,8 @@ from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from dindkit import jobs_proxy
+from dindkit.facts.docker import FileDigest
+from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.operations import units as units_ops
@@ -103,6 +105,8 @@ def install_guard() -> None:
         content=render("etc/dindkit/jobs-proxy.json.j2", policy=policy(values)),
     )
     units = unit_files(values, docker_group)
+    # A first install only starts the socket (below): nothing to re-create or restart yet.
+    installed_before = read_once(FileDigest, path=UNIT_DIR + SOCKET_UNIT) is not None
     socket_unit = docker_ops.config_file(
         name="Write the job socket's socket unit",
         dest=UNIT_DIR + SOCKET_UNIT,
@@ -117,15 +121,16 @@ def install_guard() -> None:
         name="Reload systemd units after the job socket's units changed",
         _if=any_changed(socket_unit, service_unit),
     )
-    # The service holds the listening socket: it stops first, the next connection starts it.
-    server.shell(
-        name="Re-create the job socket for its new path, group or mode",
-        commands=[f"systemctl stop {SERVICE_UNIT}", f"systemctl restart {SOCKET_UNIT}"],
-        _if=any_changed(socket_unit, group),
-    )
-    server.shell(
-        name="Restart the job socket's proxy for its new program or policy",
-        commands=[f"systemctl try-restart {SERVICE_UNIT}"],
-        _if=any_changed(program, policy_file, service_unit),
-    )
+    if installed_before:
+        # The service holds the listening socket: it stops first, the next connection starts it.
+        server.shell(
+            name="Re-create the job socket for its new path, group or mode",
+            commands=[f"systemctl stop {SERVICE_UNIT}", f"systemctl restart {SOCKET_UNIT}"],
+            _if=any_changed(socket_unit, group),
+        )
+        server.shell(
+            name="Restart the job socket's proxy for its new program or policy",
+            commands=[f"systemctl try-restart {SERVICE_UNIT}"],
+            _if=any_changed(program, policy_file, service_unit),
+        )
     units_ops.running_and_enabled(name="Enable and start the job socket", units=[SOCKET_UNIT])

@@ -7,8 +7,8 @@ in the group ``lab``. They are throwaway VMs reached on a forwarded port of 127.
 with the lab's own key, without host key checks. This file is the only place where the lab
 meets the deploys: lab hosts install the distribution's docker.io (no Docker repository is
 reachable from a lab), Sysbox only from an offline package, and load the smoke image from the
-local archive instead of pulling it; rootless Docker for the image's user ``dindkit`` and
-userns-remap on, for the unprivileged smoke modes.
+local archive instead of pulling it; rootless Docker for the image's user ``dindkit``,
+userns-remap on and the job socket, for the unprivileged and guarded smoke modes.
 """
 
 from dindkit.images import smoke_image_archive
@@ -33,6 +33,8 @@ def _host(lab):
             # a daemon that remaps containers' root to an unprivileged host UID.
             "docker_rootless_users": [LAB_USER],
             "docker_userns_remap": "default",
+            # The job socket (deploys/guard.py), for the guarded smoke mode.
+            "guard_enabled": True,
             "sysbox_offline": True,
             # A lab reaches no NTP server (only the Debian mirror): no systemd-timesyncd.
             "bootstrap_time_sync": False,

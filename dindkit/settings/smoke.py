@@ -21,7 +21,7 @@ from dindkit.settings import (
     user_name,
 )
 
-SMOKE_MODES = ("dood", "dind", "sysbox", "rootless", "userns", "podman")
+SMOKE_MODES = ("dood", "guarded", "dind", "sysbox", "rootless", "userns", "podman")
 
 # Official images at a pinned tag, pulled the normal way on hosts with registry access.
 SMOKE_IMAGE_DEFAULTS = {"cli": "docker:27.3.1-cli", "dind": "docker:27.3.1-dind"}

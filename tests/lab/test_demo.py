@@ -21,6 +21,7 @@ pytestmark = pytest.mark.lab
 # What a run of every mode gives on a lab host: no Sysbox package reaches the lab.
 EVERY_MODE_ON_A_LAB_HOST = {
     "dood": "passed",
+    "guarded": "passed",
     "dind": "passed",
     "sysbox": "skipped",
     "rootless": "passed",
@@ -33,7 +34,7 @@ DEFAULT_NETWORKS = ["bridge", "host", "none"]
 
 
 def assert_every_mode_said_what_it_proved(modes: dict[str, Any]) -> None:
-    """The details a passing run of all six modes carries on a lab host (remapping on)."""
+    """The details a passing run of all seven modes carries on a lab host (remapping on)."""
     assert "sysbox-runc" in modes["sysbox"]["reason"]
     assert all(mode["grants"] for mode in modes.values())
     # The daemon remaps users: the privileged modes said how they still run.
@@ -54,6 +55,11 @@ def assert_every_mode_said_what_it_proved(modes: dict[str, Any]) -> None:
         assert all(e["outcome"] != "inconclusive" for e in escapes.values()), name
         assert mode["grants"].startswith(("allowed: ", "blocked: ")), mode["grants"]
     assert modes["dood"]["escapes"]["privileged-host-root"]["outcome"] == "allowed"
+    # The job socket reaches the host's daemon, whose policy refused the privileged container.
+    guarded = {check["name"]: check["detail"] for check in modes["guarded"]["checks"]}
+    assert "refused by the guard's rule privileged" in guarded["refused-by-the-guard"]
+    assert modes["guarded"]["escapes"]["privileged-host-root"]["outcome"] == "blocked"
+    assert modes["guarded"]["escapes"]["host-docker-socket"]["outcome"] == "allowed"
     assert modes["dind"]["escapes"]["host-block-device"]["outcome"] == "allowed"
     assert modes["podman"]["escapes"]["read-host-shadow"]["outcome"] == "blocked"
     rootless = {check["name"]: check["detail"] for check in modes["rootless"]["checks"]}

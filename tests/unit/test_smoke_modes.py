@@ -21,7 +21,7 @@ import pytest
 from dindkit.report import Check
 from dindkit.smoke import escape, modes
 from dindkit.smoke.deploy import judge_escapes, summarise
-from dindkit.smoke.modes import rootless, sysbox, userns
+from dindkit.smoke.modes import guarded, rootless, sysbox, userns
 from dindkit.templating import render
 from tests import shellcheck
 
@@ -197,6 +197,10 @@ case "$*" in
     if [ -e "$DOCKER_LOG.host-userns" ]; then echo "0 0 4294967295"
     else echo "${UID_MAP:-0 100000 65536}"; fi;;
   *"find /dev -type b") [ -e "$DOCKER_LOG.host-devices" ] && echo /dev/vda;;
+  "exec "*" docker run --rm --privileged "*)  # guarded: the job socket's answer
+    [ -n "$GUARD_RELAXED" ] && exit 0
+    echo "${GUARD_ANSWER:-docker: Error response from daemon: $GUARD_REFUSAL}"
+    exit 125;;
   "exec "*) [ -n "$FAIL_EXEC" ] && { echo "cannot connect"; exit 1; };;
   "run"*) [ -n "$REFUSE_RUN" ] && { echo "Error response from daemon: refused"; exit 125; };;
 esac
@@ -214,6 +218,13 @@ exit 0
 REFUSED_TLS = "CONNECTED(00000003)\\n0A00045C:SSL routines::tlsv13 alert certificate required"
 FAKE_OPENSSL = """#!/bin/sh
 printf '%b\\n' "${OPENSSL_OUTPUT:-$REFUSED_TLS}"
+"""
+# The job socket's refusal (dindkit/jobs_proxy.py), as the docker CLI prints it.
+GUARD_REFUSAL = "dindkit job socket: privileged containers are refused (rule privileged)."
+# systemd's answer for the job socket unit (guarded): its listening path, JOBS_SOCKET_PATH.
+FAKE_SYSTEMCTL = """#!/bin/sh
+[ "$1 $2 $3" = "show -P Listen" ] && [ -n "$JOBS_SOCKET_PATH" ] && echo "$JOBS_SOCKET_PATH (Stream)"
+exit 0
 """
 FAKE_RUNUSER = """#!/bin/sh
 shift 3  # -u USER --
@@ -300,6 +311,7 @@ def run_script(
         ("docker", FAKE_DOCKER),
         ("runuser", FAKE_RUNUSER),
         ("openssl", FAKE_OPENSSL),
+        ("systemctl", FAKE_SYSTEMCTL),
     ):
         fake = bin_dir / name
         fake.write_text(text)
@@ -320,6 +332,7 @@ def run_script(
             "JOB_PID": JOB_PID,
             "JOB_ID": JOB_ID,
             "REFUSED_TLS": REFUSED_TLS,
+            "GUARD_REFUSAL": GUARD_REFUSAL,
             **env,
         },
         timeout=60,
@@ -405,6 +418,86 @@ def test_rootless_escalation_is_reported(tmp_path):
     (tmp_path / "ok").mkdir()
     code, output, _ = run_script(tmp_path / "ok", mode, ctx, PROBE_OUTPUT="probed\n")
     assert checks_of(mode, output)["no-escalation"].status == "passed", output
+
+
+def job_socket(folder: Path, mode: int = 0o660) -> Path:
+    """A listening unix socket standing in for the job socket, in a group that is not root's."""
+    path = folder / "jobs.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    os.chown(path, -1, 4242 if os.geteuid() == 0 else os.getgid())
+    path.chmod(mode)
+    return path
+
+
+def test_guarded_works_through_the_job_socket_and_cleans_up(tmp_path):
+    mode = modes.build_mode("guarded", CTX)
+    sock = job_socket(tmp_path)
+    code, output, calls = run_script(tmp_path, mode, JOBS_SOCKET_PATH=str(sock))
+    assert code == 0, output
+    parsed = modes.parse_output(mode, output)
+    assert [c.status for c in parsed.checks] == ["passed"] * (len(mode.steps) + 1), output
+    client = next(line for line in calls.splitlines() if line.startswith("docker run -d"))
+    assert f"-v {sock}:/var/run/docker.sock" in client and "--group-add" in client
+    assert "--user 1234:1234" in client and "--privileged" not in client
+    # the job asks for a privileged container; the guard's refusal names its rule
+    assert (
+        "refused by the guard's rule privileged"
+        in checks_of(mode, output)["refused-by-the-guard"].detail
+    )
+    checks = [Check(c.name, c.status, c.detail) for c in parsed.checks]
+    escapes = judge_escapes(mode, output, checks)
+    assert {name: e.outcome for name, e in escapes.items()} == dict(mode.expected), output
+
+
+@pytest.mark.parametrize(
+    ("weakening", "env", "check", "detail"),
+    [
+        ("no job socket", {}, "socket-group", "FAIL: no job socket"),
+        ("a world-writable job socket", {"mode": "0o666"}, "socket-group", "world-writable"),
+        (
+            "the guard's privileged rule relaxed",
+            {"GUARD_RELAXED": "1"},
+            "refused-by-the-guard",
+            "FAIL: a --privileged container started through the job socket",
+        ),
+        (
+            "refused by dockerd, not by the guard",
+            {"GUARD_ANSWER": "Error response from daemon: privileged mode is incompatible"},
+            "refused-by-the-guard",
+            "FAIL: refused, but not by the guard's privileged rule",
+        ),
+    ],
+)
+def test_guarded_checks_fail_on_a_weakened_host(tmp_path, weakening, env, check, detail):
+    mode = modes.build_mode("guarded", CTX)
+    env = dict(env)
+    if weakening != "no job socket":
+        env["JOBS_SOCKET_PATH"] = str(job_socket(tmp_path, int(env.pop("mode", "0o660"), 8)))
+    code, output, _ = run_script(tmp_path, mode, **env)
+    result = checks_of(mode, output)[check]
+    assert code == 1 and result.status == "failed", output
+    assert detail in result.detail, result.detail
+
+
+def test_guarded_escape_fails_when_the_privileged_container_gets_through(tmp_path):
+    mode = modes.build_mode("guarded", CTX)
+    sock = job_socket(tmp_path)
+    attempts = {"privileged-host-root": "allowed", "read-host-shadow": "allowed"}
+    code, output, _ = run_script(tmp_path, mode, attempts=attempts, JOBS_SOCKET_PATH=str(sock))
+    checks = [Check(c.name, c.status, c.detail) for c in modes.parse_output(mode, output).checks]
+    escapes = judge_escapes(mode, output, checks)
+    assert escapes["privileged-host-root"].outcome == "allowed"
+    escape_check = next(c for c in checks if c.name == "escape")
+    assert code == 0  # the step ran; the verdict is the host's and the declaration's
+    assert escape_check.status == "failed", output
+    assert escape_check.detail.startswith("FAIL: privileged-host-root allowed, expected blocked")
+
+
+def test_guarded_skipped_without_the_job_socket_unit():
+    missing = runner({"systemctl is-enabled": (False, "")})
+    assert "guard_enabled" in (guarded.skip_reason(CTX, missing) or "")
+    assert guarded.skip_reason(CTX, runner({"systemctl is-enabled": (True, "enabled\n")})) is None
 
 
 # Parsing --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dindkit.smoke.modes import dind, dood, podman, rootless, sysbox, userns
+from dindkit.smoke.modes import dind, dood, guarded, podman, rootless, sysbox, userns
 from dindkit.smoke.modes.common import (
     CheckResult,
     Context,
@@ -23,6 +23,7 @@ from dindkit.smoke.modes.common import (
 
 BUILDERS: dict[str, Callable[[Context], Mode]] = {
     "dood": dood.build,
+    "guarded": guarded.build,
     "dind": dind.build,
     "sysbox": sysbox.build,
     "rootless": rootless.build,

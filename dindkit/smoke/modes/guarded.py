@@ -1,0 +1,44 @@
+"""Guarded DooD: the job socket of deploys/guard.py (a policy proxy in front of dockerd) in a
+non-root container that gets the job socket's group (skipped where the guard is not set up)."""
+
+from __future__ import annotations
+
+from dindkit.guard import SOCKET_UNIT
+from dindkit.smoke.escape import expect
+from dindkit.smoke.modes.common import Context, Mode, Runner, Step
+
+GRANTS = "the host's Docker daemon through a proxy that refuses what would hand over the host"
+# It reaches the host's daemon (that is the point), but only through the policy: no privileged
+# container, no host mounts, no host namespaces; the job container itself stays confined.
+EXPECTED = expect("host-docker-socket")
+
+
+def skip_reason(ctx: Context, run: Runner) -> str | None:
+    """Why there is no job socket to test, None if there is."""
+    ok, output = run(f"systemctl is-enabled {SOCKET_UNIT} 2>/dev/null")
+    if not ok:
+        state = output.strip() or "not installed"
+        return f"no job socket: {SOCKET_UNIT} is {state} (guard_enabled, deploys/guard.py)"
+    return None
+
+
+def build(ctx: Context) -> Mode:
+    return Mode(
+        name="guarded",
+        title="Guarded DooD: the job socket (a policy proxy) in a non-root container",
+        grants=GRANTS,
+        setup=(Step("socket-group"), Step("start-client")),
+        checks=(
+            Step("docker-version"),
+            Step("build"),
+            Step("run"),
+            Step("refused-by-the-guard"),
+        ),
+        values={
+            "USER_UID": ctx.user_uid,
+            "CLI_IMAGE": ctx.cli_image,
+            "JOBS_SOCKET_UNIT": SOCKET_UNIT,
+        },
+        skip_reason=skip_reason,
+        expected=EXPECTED,
+    )
