@@ -19,11 +19,9 @@ import pytest
 from pyinfra.api.exceptions import DeployError
 
 from dindkit.operations.apt import UPDATE_STEP, run_step, script
-from dindkit.paths import deploy_file
 from dindkit.settings.apt import APT_SETTINGS
 from tests import shellcheck
-
-PYINFRA_DRY_LOCAL = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local"]
+from tests.pyinfra_dry import assert_refused_before_any_operation, dry_run
 
 FAKE_APT_GET = """#!/bin/sh
 echo "apt-get $*" >> "$CALLS"
@@ -67,18 +65,8 @@ def test_defaults_and_strings_from_the_command_line() -> None:
 def test_every_apt_deploy_refuses_a_bad_bound_before_any_operation(
     deploy: str, tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [*PYINFRA_DRY_LOCAL, str(deploy_file(deploy)), "--data", "apt_lock_timeout=-5"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    errors = [line for line in output.splitlines() if "Invalid setting" in line]
-    assert len(errors) == 1 and "apt_lock_timeout=-5" in errors[0], output
-    assert "Traceback" not in output and "Starting operation" not in output, output
+    run = dry_run(deploy, "apt_lock_timeout=-5", cwd=tmp_path)
+    assert_refused_before_any_operation(run, "Invalid setting", "apt_lock_timeout=-5")
 
 
 class Target:

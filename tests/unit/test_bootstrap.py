@@ -5,45 +5,15 @@ from __future__ import annotations
 import json
 import re
 import runpy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pyinfra.api.exceptions import DeployError
 
 from dindkit.bootstrap import DEFAULTS, TABLES, sysbox_decision, time_keeper, validate
-from dindkit.paths import deploy_file
 from dindkit.settings.catalog import ALL_TABLES
 from tests.checkout import project_file
-
-# The package's own deploy (the installed copy in a wheel run), from a scratch folder: `python -m`
-# puts the working folder first on sys.path, and the checkout's dindkit/ must not shadow the wheel.
-PYINFRA_DRY = [
-    sys.executable,
-    "-m",
-    "pyinfra",
-    "-y",
-    "--dry",
-    "@local",
-    str(deploy_file("bootstrap")),
-]
-
-
-def failing_dry_run(*data: str, cwd: Path) -> str:
-    """Output of ``pyinfra --dry @local deploys/bootstrap.py --data ...``, which must fail."""
-    data_arguments = [argument for item in data for argument in ("--data", item)]
-    result = subprocess.run(
-        [*PYINFRA_DRY, *data_arguments],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    return output
+from tests.pyinfra_dry import assert_refused_before_any_operation, dry_run
 
 
 def test_validates_every_table() -> None:
@@ -86,11 +56,7 @@ def test_defaults_are_the_documented_ones() -> None:
     ],
 )
 def test_bad_setting_stops_before_any_operation(data: str, key: str, tmp_path: Path) -> None:
-    output = failing_dry_run(data, cwd=tmp_path)
-    errors = [line for line in output.splitlines() if "Invalid setting" in line]
-    assert len(errors) == 1 and key in errors[0], output
-    assert "Traceback" not in output
-    assert "Starting operation" not in output
+    assert_refused_before_any_operation(dry_run("bootstrap", data, cwd=tmp_path), "Invalid", key)
 
 
 def test_defaults_are_valid() -> None:
@@ -136,7 +102,9 @@ def test_time_sync_leaves_another_time_daemon_alone() -> None:
 
 def test_sysbox_required_stops_the_host_in_one_line(tmp_path: Path) -> None:
     # Offline without a package, Sysbox can never be installed, whatever this machine is.
-    output = failing_dry_run("sysbox_required=true", "sysbox_offline=true", cwd=tmp_path)
+    run = dry_run("bootstrap", "sysbox_required=true", "sysbox_offline=true", cwd=tmp_path)
+    assert run.returncode != 0, run.output
+    output = run.output
     errors = [line for line in output.splitlines() if "sysbox_required" in line]
     assert len(errors) == 1 and "cannot be installed" in errors[0], output
     assert "Traceback" not in output

@@ -4,8 +4,6 @@ settings refused through the real pyinfra command line before any operation."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,9 @@ from pyinfra.api.exceptions import DeployError, FactProcessError
 from dindkit.docker import SUPPORTED, Platform, detect_platform, docker_ce_version
 from dindkit.facts.docker import DaemonJson
 from dindkit.operations.docker import merge_daemon_options
-from dindkit.paths import deploy_file
 from dindkit.settings.docker import DAEMON_OPTION_DEFAULTS
 from dindkit.templating import render
+from tests.pyinfra_dry import assert_refused_before_any_operation, dry_run
 
 
 def release(distro_id: str, version: str, name: str = "") -> dict:
@@ -125,18 +123,6 @@ def test_render_daemon_json_is_sorted_json() -> None:
 
 # Through the real command line: a bad value stops the run with one line naming the setting,
 # before any operation (none is prepared, so no host is touched beyond connecting to @local).
-PYINFRA_DRY_LOCAL = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local"]
-
-
-def dry_run_docker_deploy(data: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], str]:
-    result = subprocess.run(
-        [*PYINFRA_DRY_LOCAL, str(deploy_file("docker")), "--data", data],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-    return result, result.stdout + result.stderr
 
 
 CLI_BAD = [
@@ -159,12 +145,9 @@ CLI_BAD = [
 def test_cli_refuses_bad_setting_before_any_operation(
     data: str, message: str, tmp_path: Path
 ) -> None:
-    result, output = dry_run_docker_deploy(data, tmp_path)
-    assert result.returncode != 0
-    errors = [line for line in output.splitlines() if "pyinfra error" in line]
-    assert len(errors) == 1 and message in errors[0], output
-    assert "Traceback" not in output
-    assert "Starting operation" not in output and "Ready:" not in output, output
+    run = dry_run("docker", data, cwd=tmp_path)
+    assert_refused_before_any_operation(run, message)
+    assert "Ready:" not in run.output, run.output
 
 
 PLAN_TIME_BAD = [
@@ -182,10 +165,7 @@ def test_cli_refuses_unusable_accounts_at_plan_time(
     data: str, message: str, tmp_path: Path
 ) -> None:
     """Read-only facts of this machine (distribution, groups, users); nothing is run."""
-    result, output = dry_run_docker_deploy(data, tmp_path)
-    if "dindkit's docker deploy supports" in output:
+    run = dry_run("docker", data, cwd=tmp_path)
+    if "dindkit's docker deploy supports" in run.output:
         pytest.skip("this machine is not a supported platform")
-    assert result.returncode != 0
-    errors = [line for line in output.splitlines() if "pyinfra error" in line]
-    assert len(errors) == 1 and message in errors[0], output
-    assert "Traceback" not in output and "Starting operation" not in output
+    assert_refused_before_any_operation(run, message)

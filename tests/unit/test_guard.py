@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,9 @@ from pyinfra.api.exceptions import DeployError
 
 from dindkit import jobs_proxy
 from dindkit.guard import POLICY_FILE, PROGRAM, policy, proxy_source, unit_files
-from dindkit.paths import deploy_file
 from dindkit.settings.guard import GUARD_SETTINGS
 from dindkit.templating import render
+from tests.pyinfra_dry import assert_refused_before_any_operation, dry_run
 from tests.unit.guard_standin import (
     exchange,
     message_of,
@@ -83,30 +82,8 @@ def test_good_settings_normalise() -> None:
 
 
 def test_cli_refuses_bad_policy_before_any_operation(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyinfra",
-            "-y",
-            "--dry",
-            "@local",
-            str(deploy_file("guard")),
-            "--data",
-            "guard_bind_allowlist=/",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    errors = [line for line in output.splitlines() if "pyinfra error" in line]
-    assert (
-        len(errors) == 1 and "Invalid setting guard_bind_allowlist='/': / is or holds" in errors[0]
-    ), output
-    assert "Traceback" not in output and "Starting operation" not in output
+    run = dry_run("guard", "guard_bind_allowlist=/", cwd=tmp_path)
+    assert_refused_before_any_operation(run, "Invalid setting guard_bind_allowlist='/': / is or")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from dindkit import images
-from dindkit.paths import deploy_file
+from tests.pyinfra_dry import dry_run
 
 
 def test_archive_lives_in_the_cache_named_by_the_recipe(monkeypatch, tmp_path):
@@ -190,17 +189,13 @@ def test_an_archive_of_the_users_own_builds_no_client_image(tmp_path):
     own = tmp_path / "own-smoke.tar.gz"
     own.write_bytes(gzip.compress(b"only its first bytes are read at plan time"))
     cache = tmp_path / "cache"
-    command = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file("smoke"))]
-    command += ["--data", f"smoke_image_archive={own}", "--data", "smoke_modes=rootless"]
-    result = subprocess.run(
-        command,
+    run = dry_run(
+        "smoke",
+        f"smoke_image_archive={own}",
+        "smoke_modes=rootless",
         cwd=tmp_path,
-        env={**os.environ, "DINDKIT_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        env={"DINDKIT_CACHE": str(cache)},
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = run.output
+    assert run.returncode == 0, output
     assert "Building" not in output and not cache.exists(), output

@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ from pyinfra.api.exceptions import DeployError
 
 from dindkit import registry
 from dindkit.facts.registry import SECRETS_MARK, RegistrySecrets, _san, san_names
-from dindkit.paths import deploy_file
 from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.templating import render
 from tests import shellcheck
+from tests.pyinfra_dry import assert_refused_before_any_operation, dry_run
 
 ON = {"registry_enabled": True}
 MIRROR = {**ON, "registry_mirror_enabled": True}
@@ -443,26 +442,4 @@ def test_ci_flow_steps_are_parsed() -> None:
 def test_pyinfra_refuses_bad_settings_before_touching_the_host(
     data: list[str], message: str, tmp_path: Path
 ) -> None:
-
-    arguments = [argument for item in data for argument in ("--data", item)]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyinfra",
-            "-y",
-            "--dry",
-            "@local",
-            str(deploy_file("registry")),
-            *arguments,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert message in output
-    assert "Traceback" not in output
+    assert_refused_before_any_operation(dry_run("registry", *data, cwd=tmp_path), message)

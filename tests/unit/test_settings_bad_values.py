@@ -8,8 +8,6 @@ folder that is also the working directory (files made by ``_scratch_files``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +16,9 @@ from click.testing import CliRunner
 from pyinfra.api.exceptions import DeployError
 
 from dindkit.lab.cli import lab
-from dindkit.paths import deploy_file
 from dindkit.settings import SettingsTable, allowed_text
 from dindkit.settings.catalog import ALL_TABLES
+from tests.pyinfra_dry import assert_refused_before_any_operation, dry_run
 
 HOSTILE = ["$(touch /tmp/pwned)", "a; rm -rf /", "`id`", "a'b", 'a"b', "a\nb"]
 NON_ASCII_NUMBERS = ["\uff11\uff12", "\u0661\u0662", "\u00b2"]  # fullwidth, Arabic-Indic, ²
@@ -428,17 +426,5 @@ CLI_BAD = [
 def test_pyinfra_refuses_in_one_line_before_any_operation(
     deploy: str, data: str, message: str, tmp_path: Path
 ) -> None:
-    command = [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file(deploy))]
-    result = subprocess.run(
-        [*command, "--data", data],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    errors = [line for line in output.splitlines() if "pyinfra error" in line]
-    assert result.returncode != 0
-    assert len(errors) == 1 and "Invalid setting" in errors[0] and message in errors[0], output
-    assert "Traceback" not in output and "Starting operation" not in output, output
+    run = dry_run(deploy, data, cwd=tmp_path)
+    assert_refused_before_any_operation(run, "Invalid setting", message)

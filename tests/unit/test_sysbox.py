@@ -176,21 +176,11 @@ def test_daemon_json_removal_keeps_the_users_entries() -> None:
     reason="needs a machine whose PID 1 is not systemd",
 )
 def test_local_dry_run_without_systemd_stops_with_one_line(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    from tests.pyinfra_dry import dry_run
 
-    from dindkit.paths import deploy_file
-
-    result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", "--dry", "@local", str(deploy_file("sysbox"))],
-        cwd=tmp_path,  # not the checkout: `python -m` would import its dindkit/ first
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
+    run = dry_run("sysbox", cwd=tmp_path)
+    assert run.returncode != 0
+    output = run.output
     last = output.strip().splitlines()[-1]
     assert "Sysbox preflight failed: systemd: Sysbox needs systemd as PID 1" in last
     assert "Traceback" not in output
