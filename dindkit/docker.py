@@ -30,6 +30,7 @@ from dindkit.facts.rootless import (
 )
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
+from dindkit.operations import files as file_ops
 from dindkit.operations import units as units_ops
 from dindkit.rootless import rootless_docker, rootless_packages
 from dindkit.settings.apt import APT_SETTINGS
@@ -325,7 +326,7 @@ def install_docker(refresh_apt_lists: bool = True, base_packages: tuple[str, ...
         set_keys=set_keys,
         remove_keys=remove_keys,
     )
-    drop_in = docker_ops.config_file(
+    drop_in = file_ops.config_file(
         name="Set the socket's mode and group in a docker.socket drop-in",
         dest=SOCKET_DROP_IN,
         content=render(

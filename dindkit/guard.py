@@ -19,10 +19,11 @@ from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from dindkit import jobs_proxy
-from dindkit.facts.docker import FileDigest
+from dindkit.facts.files import FileDigest
 from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
+from dindkit.operations import files as file_ops
 from dindkit.operations import units as units_ops
 from dindkit.settings.apt import APT_SETTINGS
 from dindkit.settings.docker import DOCKER_SETTINGS
@@ -96,10 +97,10 @@ def install_guard() -> None:
         group=values["guard_socket_group"],
         gid=values["guard_socket_gid"],
     )
-    program = docker_ops.config_file(
+    program = file_ops.config_file(
         name="Install the job socket's proxy", dest=PROGRAM, content=proxy_source()
     )
-    policy_file = docker_ops.config_file(
+    policy_file = file_ops.config_file(
         name="Write the job socket's policy",
         dest=POLICY_FILE,
         content=render("etc/dindkit/jobs-proxy.json.j2", policy=policy(values)),
@@ -107,12 +108,12 @@ def install_guard() -> None:
     units = unit_files(values, docker_group)
     # A first install only starts the socket (below): nothing to re-create or restart yet.
     installed_before = read_once(FileDigest, path=UNIT_DIR + SOCKET_UNIT) is not None
-    socket_unit = docker_ops.config_file(
+    socket_unit = file_ops.config_file(
         name="Write the job socket's socket unit",
         dest=UNIT_DIR + SOCKET_UNIT,
         content=units[UNIT_DIR + SOCKET_UNIT],
     )
-    service_unit = docker_ops.config_file(
+    service_unit = file_ops.config_file(
         name="Write the job socket's service unit",
         dest=UNIT_DIR + SERVICE_UNIT,
         content=units[UNIT_DIR + SERVICE_UNIT],

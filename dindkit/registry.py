@@ -23,7 +23,7 @@ from pyinfra.operations.util import any_changed
 
 from dindkit.facts.reuse import read_once
 from dindkit.operations import apt as apt_ops
-from dindkit.operations import docker as docker_ops
+from dindkit.operations import files as file_ops
 from dindkit.operations import registry as registry_ops
 from dindkit.operations import units as units_ops
 from dindkit.settings import SettingError
@@ -182,13 +182,13 @@ def local_registry() -> None:
     mirror_on = values["registry_mirror_enabled"]
 
     # Configuration first: the package's postinst starts the service with it.
-    config = docker_ops.config_file(
+    config = file_ops.config_file(
         name=f"Write the registry's configuration {REGISTRY_CONFIG}",
         dest=REGISTRY_CONFIG,
         content=registry_config(values),
     )
     unit_changes = [
-        docker_ops.config_file(
+        file_ops.config_file(
             name="Point docker-registry.service at dindkit's configuration (a drop-in)",
             dest=DROP_IN,
             content=drop_in(),
@@ -196,13 +196,13 @@ def local_registry() -> None:
     ]
     mirror_config_op = None
     if mirror_on:
-        mirror_config_op = docker_ops.config_file(
+        mirror_config_op = file_ops.config_file(
             name=f"Write the mirror's configuration {MIRROR_CONFIG}",
             dest=MIRROR_CONFIG,
             content=mirror_config(values),
         )
         unit_changes.append(
-            docker_ops.config_file(
+            file_ops.config_file(
                 name=f"Install the mirror's unit {MIRROR_UNIT}",
                 dest=MIRROR_UNIT_FILE,
                 content=mirror_unit(values),

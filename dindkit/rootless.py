@@ -16,6 +16,7 @@ from pyinfra.api import DeployError, deploy
 
 from dindkit.facts.rootless import Account, AccountDict
 from dindkit.operations import docker as docker_ops
+from dindkit.operations import files as file_ops
 from dindkit.operations import rootless as rootless_ops
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.templating import render
@@ -123,7 +124,7 @@ def rootless_docker(install_packages: bool = True) -> None:
             name="Install what rootless Docker needs",
             packages=rootless_packages(values),
         )
-    docker_ops.config_file(
+    file_ops.config_file(
         name="Install the user unit for rootless dockerd",
         dest=USER_UNIT,
         content=render("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source]),

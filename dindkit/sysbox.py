@@ -26,7 +26,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.server import Arch, KernelVersion, LinuxDistribution
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
 from dindkit.facts.docker import DaemonJson
 from dindkit.facts.reuse import read_once
@@ -42,6 +42,7 @@ from dindkit.facts.sysbox import (
 from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.operations import sysbox as sysbox_ops
+from dindkit.operations import units as units_ops
 from dindkit.preflight import (
     ARCHITECTURES,
     Check,
@@ -227,12 +228,7 @@ def install_sysbox() -> None:
     if host.get_fact(SysboxVersion) != source.version:
         _install(source, values["sysbox_stop_containers"])
 
-    systemd.service(
-        name="Enable and start Sysbox",
-        service="sysbox",
-        running=True,
-        enabled=True,
-    )
+    units_ops.running_and_enabled(name="Enable and start Sysbox", units=["sysbox"])
     sysbox_ops.verified(name="Verify Sysbox runs and Docker lists the sysbox-runc runtime")
 
 

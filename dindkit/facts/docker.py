@@ -2,7 +2,6 @@
 
 - ``DockerPlatform``: os-release, dpkg architecture and snap packages in one round trip.
 - ``DaemonJson``: /etc/docker/daemon.json as a dict (None when absent or empty).
-- ``FileDigest``: a file's owner, group, mode and SHA-1 in one round trip (None if absent).
 - ``GroupEntry``: one group's name, GID and members from the group database (None if absent).
 - ``AptKeyFingerprints``: primary-key fingerprints in an OpenPGP key file (empty if absent).
 - ``LegacySocketHacks``: lines that chmod/chown/chgrp docker.sock outside systemd's socket unit
@@ -112,35 +111,6 @@ class DaemonJson(FactBase[Any]):
                 f"{getattr(self, 'path', 'daemon.json')} is not valid JSON ({error}); "
                 "fix or remove it, dindkit will not guess what it meant"
             ) from None
-
-
-class FileDigestDict(TypedDict):
-    user: str
-    group: str
-    mode: str  # octal, as stat prints it: "644"
-    sha1: str
-
-
-class FileDigest(FactBase[FileDigestDict | None]):
-    """
-    Owner, group, octal mode and SHA-1 of a regular file, or ``None`` when it does not exist:
-    what deciding about a small config file needs, in one command (pyinfra's ``files.put``
-    reads three facts for it).
-
-    .. code:: python
-
-        {"user": "root", "group": "root", "mode": "644", "sha1": "da39a3ee..."}
-    """
-
-    def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        return f"! test -f {quoted} || {{ stat -c '%U %G %a' {quoted} && sha1sum {quoted}; }}"
-
-    def process(self, output: list[str]) -> FileDigestDict | None:
-        if len(output) < 2:
-            return None
-        user, group, mode = output[0].split()
-        return {"user": user, "group": group, "mode": mode, "sha1": output[1].split()[0]}
 
 
 class GroupDict(TypedDict):

@@ -22,7 +22,7 @@ from dindkit.facts.audit import (
     LoadedAuditRules,
     rules_with_key,
 )
-from dindkit.operations.docker import config_file
+from dindkit.operations.files import config_file
 from dindkit.settings import ascii_number
 from dindkit.templating import render
 

@@ -2,7 +2,6 @@
 
 - ``daemon_json``: merge keys into /etc/docker/daemon.json, keeping every key it is not told
   about (reusable: the sysbox deploy registers its runtime with it).
-- ``config_file``: a small root-owned file, decided from one fact on a re-run.
 - ``socket_group``: the group that owns docker.sock, with a fixed GID when asked.
 - ``group_members``: existing users added to that group.
 - ``apt_key``: download a repository key on the target and install it only if its fingerprint
@@ -16,10 +15,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from collections.abc import Iterable, Mapping
-from io import StringIO
 from typing import Any
 
 from pyinfra import host, logger
@@ -31,7 +28,6 @@ from pyinfra.operations.util.files import get_timestamp
 from dindkit.facts.docker import (
     AptKeyFingerprints,
     DaemonJson,
-    FileDigest,
     GroupEntry,
     LegacySocketHack,
     LegacySocketHacks,
@@ -100,34 +96,6 @@ def daemon_json(
         user="root",
         group="root",
         mode="644",
-    )
-
-
-@operation()
-def config_file(dest: str, content: str, mode: str = "644"):
-    """
-    Put a small configuration file, owned by root, when its content, owner or mode differ.
-
-    + dest: the file on the target; its folder is created when missing
-    + content: the wanted text (e.g. a rendered template)
-    + mode: octal permission bits
-
-    Same result as ``files.put(user="root", group="root")``, but a file already as wanted
-    costs one fact (``FileDigest``) instead of three: this runs on every no-op re-run.
-
-    **Example:**
-
-    .. code:: python
-
-        config_file(name="Write the drop-in", dest="/etc/x.conf", content="[Socket]\\n")
-    """
-    current = host.get_fact(FileDigest, path=dest)
-    sha1 = hashlib.sha1(content.encode(), usedforsecurity=False).hexdigest()
-    if current == {"user": "root", "group": "root", "mode": mode, "sha1": sha1}:
-        host.noop(f"{dest} is up to date")
-        return
-    yield from files.put._inner(
-        src=StringIO(content), dest=dest, user="root", group="root", mode=mode
     )
 
 
