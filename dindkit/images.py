@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 import click
 
-from dindkit.lab.state import cache_dir, file_lock
+from dindkit.cache import cache_dir, file_lock
 from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS
 from dindkit.templating import render
 

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dindkit import progress as life_signs
+from dindkit.cache import file_lock
 from dindkit.lab import image as images
 from dindkit.lab import vm
 from dindkit.lab.state import (
     Lab,
     all_labs,
     check_name,
-    file_lock,
     lab_dir,
     labs_dir,
     load,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dindkit.cache import build_cached, cache_dir
 from dindkit.lab.image import (
     DISK_SIZE,
     DISTROS,
@@ -34,7 +35,6 @@ from dindkit.lab.image import (
     image_for,
     recipe_hash,
 )
-from dindkit.lab.state import build_cached, cache_dir
 from dindkit.paths import TEMPLATES_DIR
 from dindkit.templating import render
 

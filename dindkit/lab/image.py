@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dindkit import progress as life_signs
-from dindkit.lab.state import build_cached, cache_dir
+from dindkit.cache import build_cached, cache_dir
 from dindkit.lab.tools import require_tools
 from dindkit.paths import TEMPLATES_DIR
 from dindkit.settings.apt import MMDEBSTRAP_RETRY_OPTIONS

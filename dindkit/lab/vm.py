@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dindkit.lab.state import Lab, cache_dir, pid_alive, qemu_name
+from dindkit.cache import cache_dir
+from dindkit.lab.state import Lab, pid_alive, qemu_name
 
 ACCELS = ("auto", "kvm", "tcg")
 KVM_PROBE_SECONDS = 15.0

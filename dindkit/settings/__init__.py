@@ -371,7 +371,7 @@ OTHER_ROOTS = ("/tmp", "/var/tmp", "/srv", "/opt", "/mnt", "/media")
 
 
 def control_roots() -> tuple[Path, ...]:
-    from dindkit.lab.state import cache_dir  # the lab package imports settings
+    from dindkit.cache import cache_dir
 
     roots = [Path(os.path.realpath(root)) for root in (cache_dir(), *OTHER_ROOTS)]
     for place in (Path.cwd(), Path.home()):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dindkit.cache import build_cached
 from dindkit.lab import image, state, tools, vm
 from dindkit.lab.state import Lab
 
@@ -341,11 +342,11 @@ def test_build_cached_builds_once_with_its_recipe_and_clears_a_killed_build(cach
         return (entry / "base.qcow2").is_file()
 
     args = {"ready": ready, "what": "bookworm image", "progress": said.append}
-    assert state.build_cached(entry, {"distro": "bookworm"}, build, **args) is True
+    assert build_cached(entry, {"distro": "bookworm"}, build, **args) is True
     assert (entry / "recipe.json").read_text() == '{\n  "distro": "bookworm"\n}\n'
     assert not killed.exists() and builds[0].name.startswith(".build-bookworm-abc-")
     assert said[-1].startswith("Built the bookworm image in ")
-    assert state.build_cached(entry, {"distro": "bookworm"}, build, **args) is False
+    assert build_cached(entry, {"distro": "bookworm"}, build, **args) is False
     assert said[-1] == f"Reusing the cached bookworm image {entry}" and len(builds) == 1
 
 
@@ -357,9 +358,7 @@ def test_build_cached_leaves_nothing_when_the_build_fails(cache: Path) -> None:
         raise RuntimeError("debugfs failed")
 
     with pytest.raises(RuntimeError, match="debugfs failed"):
-        state.build_cached(
-            entry, {}, build, ready=entry.exists, what="bookworm box", progress=print
-        )
+        build_cached(entry, {}, build, ready=entry.exists, what="bookworm box", progress=print)
     assert [path.name for path in entry.parent.iterdir()] == ["bookworm-abc.lock"]
 
 
