@@ -251,9 +251,8 @@ def test_smoke_mode_values_are_one_word_each(name: str) -> None:
         run_id="0123abcd",
         cli_image=HOSTILE,
         dind_image=HOSTILE,
-        podman_image=HOSTILE,
-        socket_group=HOSTILE,
-        rootless_user=HOSTILE,
+        images={"podman": HOSTILE, "rootless-client": HOSTILE},
+        options={"socket_group": HOSTILE, "rootless_user": HOSTILE},
     )
     mode = build_mode(name, ctx)
     from dindkit.smoke.modes.common import script
