@@ -27,7 +27,6 @@ from dindkit.settings import smoke as smoke_settings
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke import modes
 from dindkit.smoke.modes.common import Context
-from tests.checkout import CHECKOUT
 from tests.unit import fake_mode
 from tests.unit.test_dry_run import Scratch
 
@@ -130,32 +129,9 @@ def dry_smoke_plan(tmp_path: Path, register: bool) -> subprocess.CompletedProces
     scratch = Scratch(tmp_path, built_images=True)
     archive = scratch.cache / "images" / "dindkit-fake-0123abcd.tar.gz"
     archive.write_bytes(gzip.compress(b"not really an image"))
-    data = {
-        "smoke_report_dir": scratch.reports,
-        "smoke_image_archive": scratch.smoke_archive,
-        "smoke_modes": "dood,fake,podman",
-    }
-    pairs = [argument for key, value in data.items() for argument in ("--data", f"{key}={value}")]
     how = "register" if register else "as-is"
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PYINFRA_WITH_FAKE,
-            how,
-            "--dry",
-            *pairs,
-            "@local",
-            "deploys/smoke.py",
-        ],
-        cwd=CHECKOUT,
-        env=scratch.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    launcher = ("-c", PYINFRA_WITH_FAKE, how)
+    return scratch.run("smoke", {"smoke_modes": "dood,fake,podman"}, launcher=launcher)
 
 
 def test_the_smoke_deploy_plans_a_registered_mode(tmp_path) -> None:
