@@ -3,7 +3,8 @@
 A mode registered the way a new one is (tests/unit/fake_mode.py: its module and its name in
 SMOKE_MODES) is accepted by the settings and the CLI, has its image built by the demo, and
 shows in the smoke deploy's plan: its plan-time check, its image's upload and import, its step
-in the order chosen. Unregistered, each of them refuses it.
+in the order chosen. Unregistered, each of them refuses it. The specs' own hooks (a plan-time
+note on the skip reason, options from the settings) are checked here too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gzip
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,11 +23,14 @@ from pyinfra.api.exceptions import DeployError
 import dindkit.images
 import dindkit.lab
 import dindkit.smoke.cli
+import dindkit.sysbox
 from dindkit.demo import demo
 from dindkit.paths import TEMPLATES_DIR
+from dindkit.report import HostResult as ReportHost
 from dindkit.settings import smoke as smoke_settings
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke import modes
+from dindkit.smoke.deploy import _run_mode
 from dindkit.smoke.modes.common import Context
 from tests.unit import fake_mode
 from tests.unit.test_dry_run import Scratch
@@ -153,3 +158,47 @@ def test_the_smoke_deploy_refuses_an_unregistered_mode(tmp_path) -> None:
     assert result.returncode != 0
     assert "Invalid setting smoke_modes='dood,fake,podman': allowed: 'dood'" in output
     assert "Smoke-test DooD" not in output and "Traceback" not in output
+
+
+class HostWithoutDocker:
+    """A pyinfra host stand-in for a mode's execution-time step: every command fails."""
+
+    data: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+
+    def run_shell_command(self, command: Any, **arguments: Any) -> tuple[bool, Any]:
+        return False, SimpleNamespace(output="docker: command not found")
+
+    def log_styled(self, message: str, **style: Any) -> None:
+        self.logged.append(message)
+
+
+@pytest.mark.parametrize("note", [None, "Sysbox preflight: no package source"])
+def test_a_skipped_mode_carries_its_plan_note(note: str | None) -> None:
+    results = ReportHost()
+    mode = modes.spec("sysbox").build(CTX)
+    host = HostWithoutDocker()
+    assert _run_mode(None, host, mode, CTX, results, note)
+    reason = "docker info failed: docker: command not found" + (f"; {note}" if note else "")
+    assert (results.modes["sysbox"].status, results.modes["sysbox"].reason) == ("skipped", reason)
+    assert host.logged == [f"sysbox skipped: {reason}"]
+
+
+def test_sysbox_notes_its_preflight_verdict(monkeypatch) -> None:
+    monkeypatch.setattr(dindkit.sysbox, "unavailable_reason", lambda: "no source")
+    assert modes.spec("sysbox").plan_note() == "Sysbox preflight: no source"
+    monkeypatch.setattr(dindkit.sysbox, "unavailable_reason", lambda: None)
+    assert modes.spec("sysbox").plan_note() is None
+    assert modes.spec("dind").plan_note() is None
+
+
+def test_modes_take_their_options_from_the_settings() -> None:
+    rootless, dood = modes.spec("rootless").options, modes.spec("dood").options
+    users = {"docker_rootless_users": ["bob", "carol"], "docker_socket_group": "dood"}
+    assert rootless({"smoke_rootless_user": None}, users) == {"rootless_user": "bob"}
+    assert rootless({"smoke_rootless_user": "alice"}, users) == {"rootless_user": "alice"}
+    assert rootless({"smoke_rootless_user": None}, {}) == {"rootless_user": None}
+    assert dood({"smoke_user_uid": 1234}, users) == {"user_uid": 1234, "socket_group": "dood"}
+    assert modes.spec("dind").options({}, {}) == {}
