@@ -81,13 +81,9 @@ def demo(
     Exits 0 only if every mode that could run passed on every VM.
     """
     # Imported here: both belong to other capabilities and pull in pyinfra.
-    from dindkit.images import (
-        build_cli_image,
-        build_podman_image,
-        build_smoke_image,
-        smoke_image_archive,
-    )
+    from dindkit.images import build_smoke_image, smoke_image_archive
     from dindkit.smoke.cli import run_and_report
+    from dindkit.smoke.modes import mode_images
 
     distros = list(dict.fromkeys(distro))
     names = lab_names(distros, name)
@@ -99,9 +95,15 @@ def demo(
         timings.append((title, time.monotonic()))
         click.secho(f"==> {title}", bold=True)
 
+    # Every mode's own images too: the bootstrap's smoke tests would build them, VMs waiting.
+    # Those cut from the smoke image (rootless mode's client, seconds) follow it in its job.
+    cut_from_smoke = [image for image in mode_images() if image.from_smoke_image]
+    own_images = [image for image in mode_images() if not image.from_smoke_image]
+
     def smoke_and_client_images() -> Path:
         archive = build_smoke_image()
-        build_cli_image()  # rootless mode's client, cut from the smoke image in seconds
+        for image in cut_from_smoke:
+            image.build()
         return archive
 
     def lab_up(lab_name: str, lab_distro: str) -> Any:
@@ -117,15 +119,15 @@ def demo(
         cached = smoke_image_archive().is_file()
         with (
             life_signs.running("Building the smoke image and booting the lab"),
-            ThreadPoolExecutor(len(names) + 2) as pool,
+            ThreadPoolExecutor(len(names) + 1 + len(own_images)) as pool,
         ):
             image = pool.submit(timed, parallel, "smoke image", smoke_and_client_images)
-            # podman mode's image too: the bootstrap's smoke tests would build it, VMs waiting
-            podman = pool.submit(timed, parallel, "podman image", build_podman_image)
+            builds = [pool.submit(timed, parallel, each.what, each.build) for each in own_images]
             booting = [pool.submit(lab_up, *each) for each in zip(names, distros, strict=True)]
             try:
                 archive = image.result()
-                podman.result()
+                for build in builds:
+                    build.result()
                 labs = [each.result() for each in booting]
             except (LabError, ValueError, RuntimeError) as error:
                 raise click.ClickException(str(error)) from None

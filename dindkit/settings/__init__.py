@@ -112,12 +112,19 @@ def allowed_text(check: Check) -> str:
 
 
 def one_of(*choices: Any) -> Check:
+    return one_of_current(lambda: choices)
+
+
+def one_of_current(choices: Callable[[], tuple[Any, ...]]) -> Check:
+    """As ``one_of``, with the choices read each time the check runs (a registry's names)."""
+
     def check(value: Any) -> Any:
-        if value not in choices:
-            raise SettingError("allowed: " + ", ".join(repr(choice) for choice in choices))
+        current = choices()
+        if value not in current:
+            raise SettingError("allowed: " + ", ".join(repr(choice) for choice in current))
         return value
 
-    return allows(check, "one of " + ", ".join(f"`{choice}`" for choice in choices))
+    return allows(check, "one of " + ", ".join(f"`{choice}`" for choice in choices()))
 
 
 _TRUE = {"true", "yes", "on", "1"}

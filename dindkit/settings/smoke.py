@@ -16,11 +16,15 @@ from dindkit.settings import (
     list_of,
     mapping,
     matching,
-    one_of,
+    one_of_current,
     optional,
     user_name,
 )
 
+# The registry of smoke modes, in the order they run: one name a mode, each the module
+# dindkit/smoke/modes/<name>.py that exports its spec (dindkit.smoke.modes.registry). Every
+# other list of modes (these settings, the CLI's choices, the deploy, the demo) is read from
+# here; settings import no capability, so the names live on this side.
 SMOKE_MODES = ("dood", "guarded", "dind", "sysbox", "rootless", "userns", "podman")
 
 # Official images at a pinned tag, pulled the normal way on hosts with registry access.
@@ -49,6 +53,10 @@ def images(value: Any) -> dict[str, str]:
 allows(images, "a mapping with exactly the keys `cli` and `dind`, each an image reference")
 
 
+# Read when a value is checked: the registry as it stands then.
+mode_name = one_of_current(lambda: SMOKE_MODES)
+
+
 # What the import script on the target reads (docker import: a root filesystem tarball).
 IMAGE_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
@@ -66,7 +74,7 @@ SMOKE_SETTINGS = SettingsTable(
             "smoke_modes",
             list(SMOKE_MODES),
             "Modes to test: " + ", ".join(SMOKE_MODES) + " (docs/modes.md).",
-            list_of(one_of(*SMOKE_MODES), at_least=1),
+            list_of(mode_name, at_least=1),
         ),
         Setting(
             "smoke_images",

@@ -30,25 +30,30 @@ from pyinfra.operations import files, python
 
 from dindkit.images import (
     IMPORT_CHANGES,
-    PODMAN_CHANGES,
-    build_cli_image,
-    build_podman_image,
     build_smoke_image,
-    cli_image_archive,
     image_tag,
     planned_build,
-    podman_image_archive,
     smoke_image_archive,
 )
 from dindkit.report import Check as ReportCheck
 from dindkit.report import Escape as ReportEscape
 from dindkit.report import HostResult as ReportHost
 from dindkit.report import ModeResult, clear_other_runs, write_host
-from dindkit.rootless import check_accounts
 from dindkit.settings.docker import DOCKER_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke import escape
-from dindkit.smoke.modes import Context, Mode, build_mode, parse_output, q, script
+from dindkit.smoke.modes import (
+    Context,
+    Mode,
+    ModeImage,
+    ModeSpec,
+    mode_images,
+    parse_output,
+    q,
+    registry,
+    script,
+    spec,
+)
 from dindkit.smoke.modes.common import ESCAPE_STEP
 from dindkit.templating import render
 
@@ -207,13 +212,13 @@ def _run_mode(
     mode: Mode,
     ctx: Context,
     results: ReportHost,
-    plan_reason: str | None,
+    plan_note: str | None,
 ) -> bool:
     started = time.monotonic()
     reason = mode.skip_reason(ctx, _runner(host))
     if reason:
-        if mode.name == "sysbox" and plan_reason:
-            reason += f"; Sysbox preflight: {plan_reason}"
+        if plan_note:
+            reason += f"; {plan_note}"
         seconds = round(time.monotonic() - started, 1)
         results.modes[mode.name] = ModeResult(
             "skipped", reason, seconds, grants=mode_grants(mode, {})
@@ -243,14 +248,6 @@ def _write_report(state: Any, host: Any, report_dir: str, results: ReportHost) -
     if failed:
         return _fail(host, f"Smoke tests failed: {', '.join(failed)} (see {report_dir})")
     return True
-
-
-def _sysbox_plan_reason() -> str | None:
-    try:
-        from dindkit.sysbox import unavailable_reason
-    except ImportError:
-        return None
-    return unavailable_reason()
 
 
 def _clear_report(state: Any, host: Any, report_dir: str) -> bool:
@@ -311,15 +308,32 @@ def _upload_image(what: str, path: Path, changes: tuple[str, ...]) -> ImageArchi
     return ImageArchive(what, _upload(what, path), image_tag(path), changes)
 
 
+def _options(specs: tuple[ModeSpec, ...], smoke: Any, docker: Any) -> dict[str, Any]:
+    """Every chosen mode's values for Context.options, from the settings."""
+    options: dict[str, Any] = {}
+    for each in specs:
+        options.update(each.options(smoke, docker))
+    return options
+
+
+def _provide(image: ModeImage, imports: list[ImageArchive]) -> str:
+    """Build a mode's image where missing and upload it; its tag (imported with IMPORTS) or,
+    for an image the mode loads itself, its path on the host."""
+    archive = _build_when_missing(image.what, image.archive(), image.build)
+    if image.changes is None:
+        return _upload(image.what, archive)
+    imports.append(_upload_image(image.what, archive, image.changes))
+    return imports[-1].tag
+
+
 @deploy("Smoke-test the Docker-in-Docker modes", data_defaults=SMOKE_SETTINGS.defaults)
 def run_smoke_tests() -> None:
     """Run the selected modes on the host and add its results to the report folder."""
     values = SMOKE_SETTINGS.validate(host.data)
     docker_values = DOCKER_SETTINGS.validate(host.data)
-    socket_group = docker_values["docker_socket_group"]
-    rootless_users = docker_values.get("docker_rootless_users") or []
-    if "rootless" in values["smoke_modes"] and values["smoke_rootless_user"]:
-        check_accounts([values["smoke_rootless_user"]], "smoke_rootless_user")  # before any change
+    specs = tuple(spec(name) for name in values["smoke_modes"])  # in the order chosen
+    for each in specs:
+        each.check_settings(values, docker_values)  # before any change
     report_dir = values["smoke_report_dir"]
     python.call(
         name="Clear the smoke report of earlier runs",
@@ -328,7 +342,7 @@ def run_smoke_tests() -> None:
     )
 
     archive = values["smoke_image_archive"]
-    cli_archive = ""
+    current_recipe = False
     imports: list[ImageArchive] = []
     if archive:
         path = Path(archive).expanduser()
@@ -343,13 +357,6 @@ def run_smoke_tests() -> None:
         smoke_image = _upload_image("smoke image", path, IMPORT_CHANGES)
         imports.append(smoke_image)
         cli_image = dind_image = smoke_image.tag
-        # rootless's client image is cut from the current recipe's archive; with an archive of
-        # the user's own, the mode copies that image into the user's store as before.
-        if "rootless" in values["smoke_modes"] and current_recipe:
-            what = "rootless client image"
-            cli_archive = _upload(
-                what, _build_when_missing(what, cli_image_archive(), build_cli_image)
-            )
     else:
         cli_image, dind_image = values["smoke_images"]["cli"], values["smoke_images"]["dind"]
         python.call(
@@ -358,13 +365,12 @@ def run_smoke_tests() -> None:
             images=[cli_image, dind_image],
         )
 
-    podman_image = ""
-    if "podman" in values["smoke_modes"]:  # registry-free everywhere: built from Debian packages
-        podman_archive = _build_when_missing(
-            "podman image", podman_image_archive(), build_podman_image
-        )
-        imports.append(_upload_image("podman image", podman_archive, PODMAN_CHANGES))
-        podman_image = imports[-1].tag
+    mode_image_refs: dict[str, str] = {}
+    chosen = {each.name for each in specs}
+    for image in mode_images(tuple(each for each in registry() if each.name in chosen)):
+        if image.from_smoke_image and not current_recipe:
+            continue  # cut from the current recipe's smoke image only: the mode does without
+        mode_image_refs[image.kind] = _provide(image, imports)
     if imports:
         python.call(
             name=f"Import the {' and the '.join(image.what for image in imports)} unless the "
@@ -377,24 +383,21 @@ def run_smoke_tests() -> None:
         run_id=RUN_ID,
         cli_image=cli_image,
         dind_image=dind_image,
-        cli_archive=cli_archive,
-        podman_image=podman_image,
-        user_uid=values["smoke_user_uid"],
-        socket_group=socket_group,
         timeout=values["smoke_timeout"],
-        rootless_user=values["smoke_rootless_user"] or next(iter(rootless_users), None),
+        images=mode_image_refs,
+        options=_options(specs, values, docker_values),
     )
-    plan_reason = _sysbox_plan_reason() if "sysbox" in values["smoke_modes"] else None
+    notes = {each.name: each.plan_note() for each in specs}
     results = ReportHost()
-    for name in values["smoke_modes"]:
-        mode = build_mode(name, ctx)
+    for each in specs:
+        mode = each.build(ctx)
         python.call(
             name=f"Smoke-test {mode.title}",
             function=_run_mode,
             mode=mode,
             ctx=ctx,
             results=results,
-            plan_reason=plan_reason,
+            plan_note=notes[each.name],
         )
     python.call(
         name="Write the smoke report",

@@ -34,7 +34,9 @@ def lab_context(run_id: str, **fields: Any) -> modes.Context:
 
 def test_rootless_escalation_check_reports_the_host_root_socket(converged_vm: Any) -> None:
     vm = converged_vm("bookworm")
-    ctx = lab_context("neg0root", rootless_user="root", rootless_socket="/var/run/docker.sock")
+    ctx = lab_context(
+        "neg0root", options={"rootless_user": "root", "rootless_socket": "/var/run/docker.sock"}
+    )
     checks = run_mode(vm, modes.build_mode("rootless", ctx), ctx)
     escalation = checks["no-escalation"]
     assert escalation.status == "failed", escalation

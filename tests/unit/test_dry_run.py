@@ -112,8 +112,13 @@ class Scratch:
         }
 
     def run(
-        self, deploy: str, data: dict[str, str], dry: bool = True
+        self,
+        deploy: str,
+        data: dict[str, str],
+        dry: bool = True,
+        launcher: tuple[str, ...] = ("-m", "pyinfra"),
     ) -> subprocess.CompletedProcess[str]:
+        """pyinfra (LAUNCHER: Python's arguments that start its CLI) on @local."""
         data = {
             "smoke_report_dir": str(self.reports),
             "smoke_image_archive": str(self.smoke_archive),
@@ -125,8 +130,7 @@ class Scratch:
         ]
         command = [
             sys.executable,
-            "-m",
-            "pyinfra",
+            *launcher,
             "--dry" if dry else "-y",
             *pairs,
             "@local",

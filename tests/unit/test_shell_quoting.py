@@ -28,6 +28,7 @@ from dindkit.operations import apt as apt_ops
 from dindkit.operations import docker as docker_ops
 from dindkit.operations import rootless as rootless_ops
 from dindkit.operations import sysbox as sysbox_ops
+from dindkit.settings.smoke import SMOKE_MODES
 from dindkit.smoke.modes import build_mode
 from dindkit.smoke.modes.common import Context
 from tests.unit.test_fixtures import FakeHost, FakeState, command_as_json
@@ -243,7 +244,7 @@ def first_word(text: str) -> str:
     return lexer.get_token() or ""
 
 
-@pytest.mark.parametrize("name", ["dood", "dind", "sysbox", "rootless", "userns", "podman"])
+@pytest.mark.parametrize("name", SMOKE_MODES)
 def test_smoke_mode_values_are_one_word_each(name: str) -> None:
     """Settings that reach a mode script (socket group, rootless user, images) are assigned as
     one shell word each: what the variable holds is the value, nothing runs."""
@@ -251,9 +252,8 @@ def test_smoke_mode_values_are_one_word_each(name: str) -> None:
         run_id="0123abcd",
         cli_image=HOSTILE,
         dind_image=HOSTILE,
-        podman_image=HOSTILE,
-        socket_group=HOSTILE,
-        rootless_user=HOSTILE,
+        images={"podman": HOSTILE, "rootless-client": HOSTILE},
+        options={"socket_group": HOSTILE, "rootless_user": HOSTILE},
     )
     mode = build_mode(name, ctx)
     from dindkit.smoke.modes.common import script

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from dindkit.report import Check
+from dindkit.settings.smoke import SMOKE_MODES
 from dindkit.smoke import escape, modes
 from dindkit.smoke.deploy import judge_escapes, summarise
 from dindkit.smoke.modes import guarded, rootless, sysbox, userns
@@ -29,12 +30,14 @@ CTX = modes.Context(
     run_id="0a1b2c3d",
     cli_image="dindkit-smoke:abc",
     dind_image="dindkit-smoke:def",
-    podman_image="dindkit-podman:123",
-    user_uid=1234,
-    socket_group="docker",
     timeout=45,
-    rootless_user="alice",
+    images={"podman": "dindkit-podman:123"},
+    options={"user_uid": 1234, "socket_group": "docker", "rootless_user": "alice"},
 )
+
+
+def with_options(ctx: modes.Context, **options: object) -> modes.Context:
+    return dataclasses.replace(ctx, options={**ctx.options, **options})
 
 
 def script(name: str, ctx: modes.Context = CTX) -> str:
@@ -46,7 +49,7 @@ def body(name: str) -> str:
     return script(name).split("# --- mode ")[1]
 
 
-@pytest.mark.parametrize("name", modes.BUILDERS)
+@pytest.mark.parametrize("name", SMOKE_MODES)
 def test_every_mode_script_passes_shellcheck(name, tmp_path):
     path = tmp_path / f"{name}.sh"
     path.write_text(script(name))
@@ -60,7 +63,7 @@ def test_every_inner_script_passes_shellcheck(inner, tmp_path):
     assert shellcheck.defects(path) == []
 
 
-@pytest.mark.parametrize("name", modes.BUILDERS)
+@pytest.mark.parametrize("name", SMOKE_MODES)
 def test_every_step_is_a_function_and_every_mode_says_what_it_grants(name):
     mode = modes.build_mode(name, CTX)
     text = script(name)
@@ -71,7 +74,7 @@ def test_every_step_is_a_function_and_every_mode_says_what_it_grants(name):
     assert mode.grants and "\n" not in mode.grants
 
 
-@pytest.mark.parametrize("name", modes.BUILDERS)
+@pytest.mark.parametrize("name", SMOKE_MODES)
 def test_every_object_is_labelled_for_the_run(name):
     text = script(name)
     assert "LABEL=dindkit.smoke.run=0a1b2c3d" in text
@@ -120,7 +123,7 @@ def test_rootless_talks_to_the_users_socket_as_the_user():
 
 def test_rootless_imports_the_cli_archive_into_the_users_store():
     archive = "/var/cache/dindkit/images/dindkit-cli-0123abcd.tar.gz"
-    ctx = dataclasses.replace(CTX, cli_archive=archive)
+    ctx = dataclasses.replace(CTX, images={"rootless-client": archive})
     text = modes.script(modes.build_mode("rootless", ctx), ctx)
     assert f"CLI_ARCHIVE={archive}" in text and "CLIENT_IMAGE=dindkit-cli:0123abcd" in text
     assert 'docker import - "$CLIENT_IMAGE" <"$CLI_ARCHIVE"' in text
@@ -407,7 +410,7 @@ def test_userns_uid_map_check_fails_on_an_identity_map(tmp_path):
 def test_rootless_escalation_is_reported(tmp_path):
     path = tmp_path / "docker.sock"
     socket.socket(socket.AF_UNIX).bind(str(path))
-    ctx = dataclasses.replace(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
+    ctx = with_options(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
     mode = modes.build_mode("rootless", ctx)
     probe = "read /etc/shadow\nwrote to /root\nprobed\n"
     code, output, _ = run_script(tmp_path, mode, ctx, PROBE_OUTPUT=probe)
@@ -655,7 +658,7 @@ def test_userns_turns_red_when_its_container_gets_host_privileges(flag, check, f
 def test_rootless_probe_that_cannot_run_is_inconclusive_and_fails(tmp_path):
     path = tmp_path / "docker.sock"
     socket.socket(socket.AF_UNIX).bind(str(path))
-    ctx = dataclasses.replace(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
+    ctx = with_options(CTX, rootless_user=getpass.getuser(), rootless_socket=str(path))
     mode = modes.build_mode("rootless", ctx)
     code, output, _ = run_script(tmp_path, mode, ctx, PROBE_OUTPUT="")
     failed = failed_check(mode, output)
@@ -683,7 +686,7 @@ def socket_for_dood(tmp_path: Path, mode: int) -> tuple[modes.Mode, str]:
     socket.socket(socket.AF_UNIX).bind(str(path))
     os.chown(path, -1, group.gr_gid)
     path.chmod(mode)
-    ctx = dataclasses.replace(CTX, socket_group=group.gr_name)
+    ctx = with_options(CTX, socket_group=group.gr_name)
     dood = modes.build_mode("dood", ctx)
     return dataclasses.replace(dood, values={**dood.values, "SOCKET": str(path)}), group.gr_name
 

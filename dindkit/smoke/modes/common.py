@@ -19,6 +19,8 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from dindkit.templating import render
 
@@ -44,21 +46,23 @@ class Step:
 
 @dataclass(frozen=True)
 class Context:
-    """What the modes need to know about the run and the host."""
+    """What the modes need to know about the run and the host.
+
+    Per-mode values go through the two mappings, never a field of their own: ``images`` (by
+    :attr:`ModeImage.kind`) and ``options`` (what each spec's ``options`` hook takes from the
+    settings, by name).
+    """
 
     run_id: str
     cli_image: str
     dind_image: str
-    podman_image: str = ""
-    user_uid: int = 1000
-    socket_group: str = "docker"
     timeout: int = 120
-    rootless_user: str | None = None
-    # The rootless user's socket; None: /run/user/<uid>/docker.sock.
-    rootless_socket: str | None = None
-    # The client image's archive on the target, for modes with their own image store
-    # (rootless); empty: they copy cli_image from the host's store.
-    cli_archive: str = ""
+    # A mode's own image by its kind: the tag the host imported it as, or (uploaded only) the
+    # archive's path on the host; a missing kind: the mode does without (rootless copies
+    # cli_image from the host's store).
+    images: Mapping[str, str] = field(default_factory=dict)
+    # Per-mode values from the settings, by name (e.g. rootless_user, user_uid).
+    options: Mapping[str, Any] = field(default_factory=dict)
     # Prefix of the host paths the escape suite reads and writes (/root, /proc, /sys, /dev):
     # empty on a target; a unit test's folder of stand-ins.
     escape_host_root: str = ""
@@ -98,6 +102,60 @@ class Mode:
 
 
 ESCAPE_STEP = Step("escape")
+
+# What a spec's hooks read: the validated smoke and docker settings (SettingsTable.validate).
+Settings = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModeImage:
+    """An image archive a mode needs besides the shared smoke image (dindkit.images builds it).
+
+    The deploy builds it where missing (cached by recipe), uploads it, and either imports it
+    (``changes`` set: ``ctx.images[kind]`` is its tag) or leaves it for the mode to load itself
+    (``changes`` None: ``ctx.images[kind]`` is its path on the host). The demo builds it while
+    the VMs boot.
+    """
+
+    kind: str
+    what: str  # "podman image", for operation names and messages
+    archive: Callable[[], Path]  # where the current recipe's archive lives, built or not
+    build: Callable[..., Path]  # build it unless cached (dindkit.images' keyword arguments)
+    changes: tuple[str, ...] | None = None  # docker import --change instructions
+    # Cut from the current recipe's smoke image: needed only where smoke_image_archive is that
+    # archive (with an archive of the user's own the mode does without).
+    from_smoke_image: bool = False
+
+
+def no_settings_check(smoke: Settings, docker: Settings) -> None:
+    return None
+
+
+def no_plan_note() -> str | None:
+    return None
+
+
+def no_options(smoke: Settings, docker: Settings) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """A mode as one self-describing unit: what the deploy, the settings, the CLI and the demo
+    need to know about it. Each mode module exports one as ``SPEC``; the registry
+    (:func:`dindkit.smoke.modes.registry`) lists them in the order of ``SMOKE_MODES``."""
+
+    name: str
+    summary: str  # how the container gets Docker, one line
+    build: Callable[[Context], Mode]  # its steps and script values
+    expected: Mapping[str, str]  # the escape suite's declared outcome per attempt
+    images: tuple[ModeImage, ...] = ()
+    # Plan time, before anything changes: refuse settings this mode cannot use (DeployError).
+    check_settings: Callable[[Settings, Settings], None] = no_settings_check
+    # Plan time: a note added to the mode's skip reason when it is skipped (Sysbox's preflight).
+    plan_note: Callable[[], str | None] = no_plan_note
+    # The mode's values in Context.options, from the settings.
+    options: Callable[[Settings, Settings], dict[str, Any]] = no_options
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, dind_container_mode
+from dindkit.smoke.modes.common import Context, Mode, ModeSpec, dind_container_mode
 
 GRANTS = "--privileged: every capability and host device, root on the host if it breaks out"
 # Its nature: --privileged is host root with every device and capability; the job mounts the
@@ -29,3 +29,11 @@ def build(ctx: Context) -> Mode:
         GRANTS,
         expected=EXPECTED,
     )
+
+
+SPEC = ModeSpec(
+    name="dind",
+    summary="a --privileged dind container runs its own daemon (TLS on 2376)",
+    build=build,
+    expected=EXPECTED,
+)

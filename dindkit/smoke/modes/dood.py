@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, Step
+from dindkit.smoke.modes.common import Context, Mode, ModeSpec, Settings, Step
 
 GRANTS = "the host's Docker socket: whoever reaches it is root on the host"
 # Its nature: the socket is the host's daemon, so a job starts a --privileged container with
@@ -27,9 +29,22 @@ def build(ctx: Context) -> Mode:
             Step("refused-without-group"),
         ),
         values={
-            "USER_UID": ctx.user_uid,
-            "SOCKET_GROUP": ctx.socket_group,
+            "USER_UID": ctx.options.get("user_uid", 1000),
+            "SOCKET_GROUP": ctx.options.get("socket_group", "docker"),
             "CLI_IMAGE": ctx.cli_image,
         },
         expected=EXPECTED,
     )
+
+
+def options(smoke: Settings, docker: Settings) -> dict[str, Any]:
+    return {"user_uid": smoke["smoke_user_uid"], "socket_group": docker["docker_socket_group"]}
+
+
+SPEC = ModeSpec(
+    name="dood",
+    summary="the host's socket mounted into a non-root container that gets the socket's group",
+    build=build,
+    expected=EXPECTED,
+    options=options,
+)

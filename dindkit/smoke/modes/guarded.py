@@ -3,9 +3,11 @@ non-root container that gets the job socket's group (skipped where the guard is 
 
 from __future__ import annotations
 
+from typing import Any
+
 from dindkit.guard import SOCKET_UNIT
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, Runner, Step
+from dindkit.smoke.modes.common import Context, Mode, ModeSpec, Runner, Settings, Step
 
 GRANTS = "the host's Docker daemon through a proxy that refuses what would hand over the host"
 # It reaches the host's daemon (that is the point), but only through the policy: no privileged
@@ -35,10 +37,24 @@ def build(ctx: Context) -> Mode:
             Step("refused-by-the-guard"),
         ),
         values={
-            "USER_UID": ctx.user_uid,
+            "USER_UID": ctx.options.get("user_uid", 1000),
             "CLI_IMAGE": ctx.cli_image,
             "JOBS_SOCKET_UNIT": SOCKET_UNIT,
         },
         skip_reason=skip_reason,
         expected=EXPECTED,
     )
+
+
+def options(smoke: Settings, docker: Settings) -> dict[str, Any]:
+    return {"user_uid": smoke["smoke_user_uid"]}
+
+
+SPEC = ModeSpec(
+    name="guarded",
+    summary="the job socket of deploys/guard.py (a policy proxy in front of dockerd) mounted "
+    "into a non-root container that gets its group",
+    build=build,
+    expected=EXPECTED,
+    options=options,
+)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from dindkit.images import PODMAN_UID
+from dindkit import images
+from dindkit.images import PODMAN_CHANGES, PODMAN_UID
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, Runner, Step
+from dindkit.smoke.modes.common import Context, Mode, ModeImage, ModeSpec, Runner, Step
 
 GRANTS = "nothing added: a non-root container without capabilities, one UID mapped"
 EXPECTED = expect()  # every attempt blocked
+
+# Registry-free everywhere: built from Debian packages, imported into the host's store. The
+# builders are looked up when called, so that a test can stand in for them.
+IMAGE = ModeImage(
+    kind="podman",
+    what="podman image",
+    archive=lambda: images.podman_image_archive(),
+    build=lambda **options: images.build_podman_image(**options),
+    changes=PODMAN_CHANGES,
+)
 
 
 def skip_reason(ctx: Context, run: Runner) -> str | None:
@@ -27,7 +38,16 @@ def build(ctx: Context) -> Mode:
             Step("inner-build"),
             Step("inner-run"),
         ),
-        values={"PODMAN_IMAGE": ctx.podman_image, "PODMAN_UID": PODMAN_UID},
+        values={"PODMAN_IMAGE": ctx.images.get(IMAGE.kind, ""), "PODMAN_UID": PODMAN_UID},
         skip_reason=skip_reason,
         expected=EXPECTED,
     )
+
+
+SPEC = ModeSpec(
+    name="podman",
+    summary="rootless Podman inside a non-root container with no added capability",
+    build=build,
+    expected=EXPECTED,
+    images=(IMAGE,),
+)

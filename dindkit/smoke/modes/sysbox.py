@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, Runner, Step, dind_container_mode
+from dindkit.smoke.modes.common import (
+    Context,
+    Mode,
+    ModeSpec,
+    Runner,
+    Step,
+    dind_container_mode,
+)
 
 GRANTS = "its own daemon in a user namespace (sysbox-runc): no host root, no host devices"
 # As userns: root with capabilities only inside its own user namespace.
@@ -34,3 +41,22 @@ def build(ctx: Context) -> Mode:
         skip_reason=skip_reason,
         expected=EXPECTED,
     )
+
+
+def plan_note() -> str | None:
+    """Why Sysbox's preflight refuses this host (plan time), for the skip reason."""
+    try:
+        from dindkit.sysbox import unavailable_reason
+    except ImportError:
+        return None
+    reason = unavailable_reason()
+    return f"Sysbox preflight: {reason}" if reason else None
+
+
+SPEC = ModeSpec(
+    name="sysbox",
+    summary="the dind image under sysbox-runc, without --privileged",
+    build=build,
+    expected=EXPECTED,
+    plan_note=plan_note,
+)

@@ -6,6 +6,7 @@ from dindkit.smoke.escape import expect
 from dindkit.smoke.modes.common import (
     Context,
     Mode,
+    ModeSpec,
     Runner,
     Step,
     dind_container_mode,
@@ -49,3 +50,11 @@ def build(ctx: Context, daemon_flags: str = DAEMON_FLAGS) -> Mode:
         skip_reason=skip_reason,
         expected=EXPECTED,
     )
+
+
+SPEC = ModeSpec(
+    name="userns",
+    summary="the dind image with SYS_ADMIN and NET_ADMIN only, on a daemon that remaps users",
+    build=build,
+    expected=EXPECTED,
+)
