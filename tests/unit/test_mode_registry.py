@@ -32,6 +32,7 @@ from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke import modes
 from dindkit.smoke.deploy import _run_mode
 from dindkit.smoke.modes.common import Context
+from tests.checkout import project_file
 from tests.unit import fake_mode
 from tests.unit.test_dry_run import Scratch
 
@@ -202,3 +203,11 @@ def test_modes_take_their_options_from_the_settings() -> None:
     assert rootless({"smoke_rootless_user": None}, {}) == {"rootless_user": None}
     assert dood({"smoke_user_uid": 1234}, users) == {"user_uid": 1234, "socket_group": "dood"}
     assert modes.spec("dind").options({}, {}) == {}
+
+
+def test_the_modes_table_lists_every_registered_mode_in_order() -> None:
+    """docs/modes.md's first table has one row per mode, in the registry's order."""
+    text = project_file("docs", "modes.md").read_text()
+    table = text.split("\n## ", 1)[0]
+    rows = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert rows == list(smoke_settings.SMOKE_MODES)
