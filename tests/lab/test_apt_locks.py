@@ -1,4 +1,4 @@
-"""deploys/docker.py on a busy or broken apt (bookworm): the cases a real fresh VPS meets.
+"""deploys/docker.py on a busy or broken apt (trixie): the cases a real fresh VPS meets.
 
 (a) another process holds dpkg's frontend lock: with a short ``apt_lock_timeout`` the run stops
 with one line naming the holder and the setting, with the default it waits, says so, and
@@ -7,7 +7,7 @@ recovers it and converges; (b) the control side is killed while dpkg installs a 
 and the deploy is started again at once: it waits for (or recovers after) the apt-get it left,
 converges, and a third run changes nothing.
 
-The module shares the session's bookworm VM, which the demo (test_demo.py) converged. Each case
+The module shares the session's trixie VM, which the demo (test_demo.py) converged. Each case
 needs a package the deploy installs, any: auditd (docker_audit), quick to reinstall. (b) needs
 an install that is still running when the control side is killed: a one-shot dpkg hook holds
 the first dpkg run of the deploy for a while (dpkg holds its locks meanwhile), so the kill lands
@@ -91,9 +91,11 @@ DPKG_BY_APT = '"^/usr/bin/dpkg .*--status-fd" >/dev/null'
 WAITING = re.compile(r"dindkit apt: waiting for dpkg's lock: (?P<file>\S+) held by (?P<pid>\d+) ")
 
 
-@pytest.fixture(scope="module")
-def vm(lab_vms: Any) -> Any:
-    return lab_vms("bookworm")
+# On trixie: dindkit's own logic, the same on both distributions; the trixie VM's tests run
+# beside the bookworm VM's (conftest.py), and this module is the longest of them.
+@pytest.fixture(scope="module", params=["trixie"])
+def vm(lab_vms: Any, request: pytest.FixtureRequest) -> Any:
+    return lab_vms(request.param)
 
 
 def _lines(output: str, text: str) -> list[str]:
