@@ -204,9 +204,10 @@ def _module(item: pytest.Item) -> str:
 
 
 def runs_in_worker(item: pytest.Item) -> bool:
-    """A test of the worker's distro's VM (its id names the distro), but the demo's."""
+    """A lab test of the worker's distro's VM (its id names the distro), but the demo's."""
     named = WORKER_DISTRO in item.nodeid.split("::", 1)[-1]
-    return named and _module(item) not in (DEMO_MODULE, WAITER_MODULE)
+    lab = item.get_closest_marker("lab") is not None
+    return lab and named and _module(item) not in (DEMO_MODULE, WAITER_MODULE)
 
 
 def splits(items: list[pytest.Item]) -> bool:
@@ -220,6 +221,8 @@ def splits(items: list[pytest.Item]) -> bool:
     )
 
 
+# Last: after -m's deselection, so that the tests handed to the worker are those it will select.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """test_demo.py first: the demo boots the session's labs and meets them fresh. The worker
     process keeps only its distro's tests; a session that starts one leaves those tests out
