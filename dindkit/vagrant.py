@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +96,25 @@ def groups(hosts: list[HostEntry]) -> dict[str, list[str]]:
     return grouped
 
 
+# A machine another Vagrant process holds (the `vagrant up` whose trigger runs this) is
+# retried for a while: the lock is released between that process's steps.
+LOCKED = "it is locked"
+LOCK_RETRIES, LOCK_PAUSE = 30, 2.0
+
+
 def _vagrant(*arguments: str, cwd: Path) -> str:
-    result = subprocess.run(
-        ["vagrant", *arguments],
-        cwd=cwd,
-        env={**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    for _ in range(LOCK_RETRIES):
+        result = subprocess.run(
+            ["vagrant", *arguments],
+            cwd=cwd,
+            env={**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 or LOCKED not in result.stderr:
+            break
+        time.sleep(LOCK_PAUSE)
     if result.returncode != 0:
         raise RuntimeError(f"vagrant {' '.join(arguments)} failed: {result.stderr.strip()}")
     return result.stdout
