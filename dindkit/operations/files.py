@@ -13,6 +13,7 @@ from pyinfra.api import operation
 from pyinfra.operations import files
 
 from dindkit.facts.files import FileDigest
+from dindkit.facts.reuse import read_once
 
 
 @operation()
@@ -33,7 +34,7 @@ def config_file(dest: str, content: str, mode: str = "644"):
 
         config_file(name="Write the drop-in", dest="/etc/x.conf", content="[Socket]\\n")
     """
-    current = host.get_fact(FileDigest, path=dest)
+    current = read_once(FileDigest, path=dest)  # a deploy that asked already pays nothing
     sha1 = hashlib.sha1(content.encode(), usedforsecurity=False).hexdigest()
     if current == {"user": "root", "group": "root", "mode": mode, "sha1": sha1}:
         host.noop(f"{dest} is up to date")
