@@ -194,6 +194,7 @@ case "$*" in
   *"grep ^Cap /proc/self/status") printf 'CapEff:\\t%s\\n' "${CAP_EFF:-0000000000000000}";;
   "inspect --format {{.State.Pid}} {{.Id}} "*) echo "$JOB_PID $JOB_ID";;
   "info --format {{json .SecurityOptions}}") echo "${SECURITY_OPTIONS:-[]}";;
+  "inspect --format {{.RestartCount}} "*) echo "${RESTARTS:-0}";;
   "image inspect --format"*) echo "sha256:0123 4096 bytes";;  # dood's build, on the host
   "image inspect"*) exit 1;;
   *"cat /proc/self/uid_map")
@@ -377,6 +378,21 @@ def test_script_stops_at_the_first_failure_and_still_cleans_up(tmp_path):
     assert checks["inner-build"].status == "skipped"
     assert checks["cleanup"].status == "passed"
     assert "docker volume rm -f dindkit-smoke-0a1b2c3d-dind-data" in calls
+
+
+@pytest.mark.parametrize("name", ["dind", "userns", "sysbox"])
+def test_a_dind_container_whose_dockerd_exited_is_started_again_and_says_so(name, tmp_path):
+    """CI on be6e1d1: under load dockerd gave up on its containerd and the check waited 180 s
+    on a container that had exited."""
+    mode = modes.build_mode(name, CTX)
+    code, output, calls = run_script(tmp_path / "once", mode, RESTARTS="1")
+    assert code == 0, output
+    assert f"--name dindkit-smoke-0a1b2c3d-{name}-daemon --label " in calls
+    assert " --restart on-failure:2 " in calls
+    detail = checks_of(mode, output)["daemon-ready-tls"].detail
+    assert "the dind container was started again 1 time(s): its dockerd had exited" in detail
+    code, output, _ = run_script(tmp_path / "never", mode)
+    assert "started again" not in checks_of(mode, output)["daemon-ready-tls"].detail
 
 
 def test_on_a_remapping_daemon_dind_uses_the_host_namespace_and_says_so(tmp_path):
