@@ -32,7 +32,7 @@ ATTEMPTS: dict[str, str] = {
     "set-time": "the host's clock",
     "host-pid": "the host's processes",
     "cgroup-escape": "the host's cgroup tree",
-    "host-docker-socket": "the host's Docker or containerd socket",
+    "host-docker-socket": "the host's Docker or containerd socket, unfiltered",
     "host-loopback": "the host's 127.0.0.1",
     "container-root-on-host": "root on the host (the container's root is host root)",
 }

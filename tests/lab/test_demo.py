@@ -55,11 +55,15 @@ def assert_every_mode_said_what_it_proved(modes: dict[str, Any]) -> None:
         assert all(e["outcome"] != "inconclusive" for e in escapes.values()), name
         assert mode["grants"].startswith(("allowed: ", "blocked: ")), mode["grants"]
     assert modes["dood"]["escapes"]["privileged-host-root"]["outcome"] == "allowed"
-    # The job socket reaches the host's daemon, whose policy refused the privileged container.
+    # The job socket reaches the host's daemon, whose policy refused the privileged container;
+    # the host told the job socket from its root socket by device:inode.
     guarded = {check["name"]: check["detail"] for check in modes["guarded"]["checks"]}
     assert "refused by the guard's rule privileged" in guarded["refused-by-the-guard"]
     assert modes["guarded"]["escapes"]["privileged-host-root"]["outcome"] == "blocked"
-    assert modes["guarded"]["escapes"]["host-docker-socket"]["outcome"] == "allowed"
+    socket_escape = modes["guarded"]["escapes"]["host-docker-socket"]
+    assert socket_escape["outcome"] == "blocked", socket_escape
+    assert "only through /run/dindkit/jobs.sock" in socket_escape["evidence"], socket_escape
+    assert "through its root socket" in modes["dood"]["escapes"]["host-docker-socket"]["evidence"]
     assert modes["dind"]["escapes"]["host-block-device"]["outcome"] == "allowed"
     assert modes["podman"]["escapes"]["read-host-shadow"]["outcome"] == "blocked"
     rootless = {check["name"]: check["detail"] for check in modes["rootless"]["checks"]}

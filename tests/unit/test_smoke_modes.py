@@ -255,7 +255,11 @@ SUCCEEDS = {
     ),
     "host-pid": 'echo "pidns=$(readlink "$FAKE_ROOT/proc/1/ns/pid")"',
     "cgroup-escape": 'mkdir "$FAKE_ROOT/sys/fs/cgroup/$5"',
-    "host-docker-socket": 'echo "daemon-id=$HOST_ID"',
+    # through the socket REACHED_SOCKET (default: the host's root socket), by device:inode
+    "host-docker-socket": (
+        'echo "daemon-id=$HOST_ID via $(stat -L -c %d:%i'
+        ' "${REACHED_SOCKET:-$FAKE_ROOT/var/run/docker.sock}")"'
+    ),
     "host-loopback": (
         "python3 -c 'import socket, sys; "
         's = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); '
@@ -294,6 +298,8 @@ def fake_host(root: Path) -> None:
     (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu memory\n")
     (root / "dev/block").mkdir(parents=True)
     (root / "dev/block/0:0").write_bytes(os.urandom(4096))
+    (root / "var/run").mkdir(parents=True)
+    (root / "var/run/docker.sock").touch()  # the root socket, told apart by device:inode
 
 
 def run_script(
@@ -497,6 +503,33 @@ def test_guarded_checks_fail_on_a_weakened_host(tmp_path, weakening, env, check,
     result = checks_of(mode, output)[check]
     assert code == 1 and result.status == "failed", output
     assert detail in result.detail, result.detail
+
+
+@pytest.mark.parametrize(
+    ("reached", "privileged", "outcome", "detail"),
+    [
+        ("job", "blocked", "blocked", "only through {job}, which refused the privileged container"),
+        ("job", "allowed", "allowed", "through {job}, which let a privileged container through"),
+        ("root", "blocked", "allowed", "through its root socket /var/run/docker.sock"),
+        ("other", "blocked", "allowed", "through a socket that filters nothing known"),
+    ],
+)
+def test_guarded_host_socket_verdict_tells_the_job_socket_from_the_others(
+    tmp_path, reached, privileged, outcome, detail
+):
+    """The host's daemon answers through every socket: the host judges which socket it was."""
+    mode = modes.build_mode("guarded", CTX)
+    sock = job_socket(tmp_path)
+    other = tmp_path / "unfiltered.sock"
+    other.touch()
+    socket_path = {"job": str(sock), "root": "", "other": str(other)}[reached]
+    attempts = {"host-docker-socket": "allowed", "privileged-host-root": privileged}
+    env = {"JOBS_SOCKET_PATH": str(sock), "REACHED_SOCKET": socket_path}
+    _, output, _ = run_script(tmp_path, mode, attempts=attempts, **env)
+    checks = [Check(c.name, c.status, c.detail) for c in modes.parse_output(mode, output).checks]
+    verdict = judge_escapes(mode, output, checks)["host-docker-socket"]
+    assert verdict.outcome == outcome, output
+    assert detail.format(job=sock) in verdict.evidence, verdict.evidence
 
 
 def test_guarded_escape_fails_when_the_privileged_container_gets_through(tmp_path):
