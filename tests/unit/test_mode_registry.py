@@ -10,6 +10,7 @@ note on the skip reason, options from the settings) are checked here too.
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,8 +207,12 @@ def test_modes_take_their_options_from_the_settings() -> None:
 
 
 def test_the_modes_table_lists_every_registered_mode_in_order() -> None:
-    """docs/modes.md's first table has one row per mode, in the registry's order."""
+    """docs/modes.md's first table has one row per mode, in the registry's order, and says how
+    the container gets Docker in the words of the mode's SPEC.summary (Markdown aside)."""
     text = project_file("docs", "modes.md").read_text()
     table = text.split("\n## ", 1)[0]
-    rows = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
-    assert rows == list(smoke_settings.SMOKE_MODES)
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    assert [row[0].strip("| `") for row in rows] == list(smoke_settings.SMOKE_MODES)
+    for row in rows:
+        plain = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", row[1]).replace("`", "").replace("**", "")
+        assert plain == modes.spec(row[0].strip("| `")).summary

@@ -55,7 +55,7 @@ def plan_note() -> str | None:
 
 SPEC = ModeSpec(
     name="sysbox",
-    summary="the dind image under sysbox-runc, without --privileged",
+    summary="the dind image under sysbox-runc, no --privileged",
     build=build,
     expected=EXPECTED,
     plan_note=plan_note,

@@ -54,7 +54,8 @@ def build(ctx: Context, daemon_flags: str = DAEMON_FLAGS) -> Mode:
 
 SPEC = ModeSpec(
     name="userns",
-    summary="the dind image with SYS_ADMIN and NET_ADMIN only, on a daemon that remaps users",
+    summary="the dind image with only SYS_ADMIN, NET_ADMIN, unconfined seccomp/AppArmor, "
+    "no --privileged, on a daemon that remaps users",
     build=build,
     expected=EXPECTED,
 )
