@@ -4,7 +4,9 @@
 ``registry_enabled``. Debian's docker-registry package runs as its own systemd service with
 dindkit's configuration (a drop-in on the package's unit), its CA and credential are generated
 on the host (``dindkit.operations.registry.secrets``), and the host's dockerd trusts the CA
-through /etc/docker/certs.d. The mirror is a second instance in proxy mode with its own unit.
+through /etc/docker/certs.d. The mirror is a second instance in proxy mode with its own unit;
+when its upstream is this host's registry, it pulls from a third, read-only instance without
+auth on 127.0.0.1 (docker-registry 2.8's proxy sends no credential to an htpasswd registry).
 Settings: ``dindkit.settings.registry``; docs/registry.md.
 """
 
@@ -43,11 +45,13 @@ from dindkit.templating import render
 PACKAGES = ("docker-registry", "apache2-utils", "openssl", "curl")
 REGISTRY_UNIT = "docker-registry.service"
 MIRROR_UNIT = "dindkit-registry-mirror.service"
+READONLY_UNIT = "dindkit-registry-readonly.service"
 REGISTRY_CONFIG = f"{CONFIG_DIR}/config.yml"
 MIRROR_CONFIG = f"{CONFIG_DIR}/mirror.yml"
 DROP_IN = f"/etc/systemd/system/{REGISTRY_UNIT}.d/10-dindkit.conf"
 MIRROR_UNIT_FILE = f"/etc/systemd/system/{MIRROR_UNIT}"
-MIRROR_ENV_FILE = f"{PRIVATE_DIR}/mirror-upstream.env"
+READONLY_CONFIG = f"{CONFIG_DIR}/readonly.yml"
+READONLY_UNIT_FILE = f"/etc/systemd/system/{READONLY_UNIT}"
 SERVER_CERT = f"{PRIVATE_DIR}/server.crt"
 SERVER_KEY = f"{PRIVATE_DIR}/server.key"
 HTPASSWD = f"{PRIVATE_DIR}/htpasswd"
@@ -106,7 +110,7 @@ def trust_files(values: dict[str, Any], names: list[str]) -> list[str]:
 
 
 def upstream_is_local(values: dict[str, Any], names: list[str]) -> bool:
-    """The mirror pulls from this host's own registry (it needs the generated credential)."""
+    """The mirror's upstream is this host's own registry (then the read-only instance is)."""
     upstream = urlsplit(values["registry_mirror_upstream"])
     return (upstream.hostname in (*names, *LOCAL_NAMES)) and (
         upstream.port == values["registry_port"]
@@ -124,10 +128,31 @@ def registry_config(values: dict[str, Any]) -> str:
         key=SERVER_KEY,
         htpasswd=HTPASSWD,
         upstream=None,
+        readonly=False,
     )
 
 
-def mirror_config(values: dict[str, Any]) -> str:
+def readonly_url(values: dict[str, Any]) -> str:
+    return f"http://127.0.0.1:{values['registry_readonly_port']}"
+
+
+def readonly_config(values: dict[str, Any]) -> str:
+    """The registry's data, read-only, without auth or TLS, on the host's loopback only."""
+    return render(
+        "registry/config.yml.j2",
+        role="a read-only view of the local registry, the mirror's upstream",
+        service="dindkit-registry-readonly",
+        data_dir=values["registry_data_dir"],
+        listen=f"127.0.0.1:{values['registry_readonly_port']}",
+        certificate=None,
+        key=None,
+        htpasswd=None,
+        upstream=None,
+        readonly=True,
+    )
+
+
+def mirror_config(values: dict[str, Any], local_upstream: bool) -> str:
     return render(
         "registry/config.yml.j2",
         role="the registry mirror, a pull-through cache",
@@ -137,7 +162,8 @@ def mirror_config(values: dict[str, Any]) -> str:
         certificate=SERVER_CERT,
         key=SERVER_KEY,
         htpasswd=None,
-        upstream=values["registry_mirror_upstream"],
+        upstream=readonly_url(values) if local_upstream else values["registry_mirror_upstream"],
+        readonly=False,
     )
 
 
@@ -150,8 +176,15 @@ def mirror_unit(values: dict[str, Any]) -> str:
         "registry/dindkit-registry-mirror.service.j2",
         address=values["registry_mirror_address"],
         ca_dir=CA_DIR,
-        environment_file=MIRROR_ENV_FILE,
         config=MIRROR_CONFIG,
+    )
+
+
+def readonly_unit(values: dict[str, Any]) -> str:
+    return render(
+        "registry/dindkit-registry-readonly.service.j2",
+        listen=f"127.0.0.1:{values['registry_readonly_port']}",
+        config=READONLY_CONFIG,
     )
 
 
@@ -180,6 +213,7 @@ def local_registry() -> None:
         return
     names = certificate_names(values, read_once(Hostname))
     mirror_on = values["registry_mirror_enabled"]
+    readonly_on = mirror_on and upstream_is_local(values, names)
 
     # Configuration first: the package's postinst starts the service with it.
     config = file_ops.config_file(
@@ -199,13 +233,27 @@ def local_registry() -> None:
         mirror_config_op = file_ops.config_file(
             name=f"Write the mirror's configuration {MIRROR_CONFIG}",
             dest=MIRROR_CONFIG,
-            content=mirror_config(values),
+            content=mirror_config(values, readonly_on),
         )
         unit_changes.append(
             file_ops.config_file(
                 name=f"Install the mirror's unit {MIRROR_UNIT}",
                 dest=MIRROR_UNIT_FILE,
                 content=mirror_unit(values),
+            )
+        )
+    readonly_config_op = None
+    if readonly_on:
+        readonly_config_op = file_ops.config_file(
+            name=f"Write the read-only instance's configuration {READONLY_CONFIG}",
+            dest=READONLY_CONFIG,
+            content=readonly_config(values),
+        )
+        unit_changes.append(
+            file_ops.config_file(
+                name=f"Install the read-only instance's unit {READONLY_UNIT}",
+                dest=READONLY_UNIT_FILE,
+                content=readonly_unit(values),
             )
         )
     systemd.daemon_reload(
@@ -224,7 +272,6 @@ def local_registry() -> None:
         addresses=names,
         username=values["registry_username"],
         trust_files=trust_files(values, names),
-        mirror_credentials=mirror_on and upstream_is_local(values, names),
     )
     registry_endpoint = registry_ops.Endpoint(
         REGISTRY_UNIT, f"https://127.0.0.1:{values['registry_port']}/v2/"
@@ -236,6 +283,14 @@ def local_registry() -> None:
         _if=any_changed(config, unit_changes[0], installed, data, secrets),
     )
     units = [REGISTRY_UNIT]
+    if readonly_config_op is not None:  # before the mirror, which pulls from it
+        registry_ops.restart(
+            name="Restart the read-only instance for its new configuration",
+            endpoints=[registry_ops.Endpoint(READONLY_UNIT, f"{readonly_url(values)}/v2/")],
+            wait_seconds=values["registry_wait_seconds"],
+            _if=any_changed(readonly_config_op, unit_changes[-1], installed, data),
+        )
+        units.append(READONLY_UNIT)
     if mirror_on and mirror_config_op is not None:
         mirror_data = _data_dir(values["registry_mirror_data_dir"], "mirror")
         mirror_endpoint = registry_ops.Endpoint(

@@ -1,7 +1,8 @@
 """Facts about the local registry (dindkit.operations.registry decides from them).
 
 - ``RegistrySecrets``: the state of the registry's CA, server certificate, htpasswd credential,
-  the mirror's upstream credential and the CA's copies in /etc/docker/certs.d, in one round trip
+  the CA's copies in /etc/docker/certs.d and the absence of an older dindkit's copy of the
+  credential for the mirror, in one round trip
   (the check half of templates/registry/secrets.sh.j2).
 """
 
@@ -36,7 +37,6 @@ def secrets_script(
     addresses: Sequence[str],
     username: str,
     trust_files: Sequence[str],
-    mirror_credentials: bool,
     action: str,
 ) -> str:
     """The script that checks (``check``) or creates (``apply``) the registry's secrets."""
@@ -52,7 +52,6 @@ def secrets_script(
         san_names=shlex.quote(san_names(addresses)),
         san_config=shlex.quote(",".join(_san(name, printed=False) for name in addresses)),
         trust_files=shlex.quote(" ".join(trust_files)),
-        mirror_credentials="yes" if mirror_credentials else "no",
     )
 
 
@@ -63,7 +62,6 @@ class RegistrySecrets(FactBase[dict[str, str]]):
     + addresses: the server certificate's names (IPv4 addresses and DNS names)
     + username: the htpasswd user
     + trust_files: where the CA certificate must be copied (/etc/docker/certs.d/HOST:PORT/ca.crt)
-    + mirror_credentials: the mirror's upstream is this host's registry (its env file)
 
     .. code:: python
 
@@ -78,9 +76,8 @@ class RegistrySecrets(FactBase[dict[str, str]]):
         addresses: Sequence[str],
         username: str,
         trust_files: Sequence[str],
-        mirror_credentials: bool,
     ) -> str:
-        return secrets_script(addresses, username, trust_files, mirror_credentials, "check")
+        return secrets_script(addresses, username, trust_files, "check")
 
     def process(self, output: list[str]) -> dict[str, str]:
         states: dict[str, str] = {}

@@ -26,7 +26,6 @@ def secrets(
     addresses: Sequence[str],
     username: str,
     trust_files: Sequence[str],
-    mirror_credentials: bool = False,
 ):
     """
     Generate what the registry's TLS and auth need, on the host, only where it is not valid.
@@ -34,7 +33,6 @@ def secrets(
     + addresses: the server certificate's names (IPv4 addresses and DNS names)
     + username: the htpasswd user; its password is generated once and kept root-only
     + trust_files: copies of the CA certificate (/etc/docker/certs.d/HOST:PORT/ca.crt)
-    + mirror_credentials: write the mirror's upstream credential (upstream = this registry)
 
     A CA that exists, matches its key and is valid for 30 more days is kept; so is the
     credential. The server certificate is renewed when its names, its CA or its validity no
@@ -57,15 +55,12 @@ def secrets(
         addresses=addresses,
         username=username,
         trust_files=trust_files,
-        mirror_credentials=mirror_credentials,
     )
     not_ok = [part for part in SECRET_PARTS if states.get(part) != "ok"]
     if not not_ok:
         host.noop("the registry's CA, certificate, credential and CA trust are in place")
         return
-    yield StringCommand(
-        secrets_script(addresses, username, trust_files, mirror_credentials, "apply")
-    )
+    yield StringCommand(secrets_script(addresses, username, trust_files, "apply"))
 
 
 class Endpoint(NamedTuple):

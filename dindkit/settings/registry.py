@@ -99,6 +99,12 @@ def _consistent(values: dict[str, Any]) -> None:
             f"registry_port and registry_mirror_port are both {port}: the registry listens on "
             "every address, so the mirror needs a port of its own"
         )
+    readonly = values["registry_readonly_port"]
+    if readonly in (port, values["registry_mirror_port"]):
+        raise SettingError(
+            f"registry_readonly_port={readonly} is also the registry's or the mirror's port; "
+            "allowed: a port of its own (1024-65535)"
+        )
     data, mirror = values["registry_data_dir"], values["registry_mirror_data_dir"]
     if data == mirror or mirror.startswith(data + "/") or data.startswith(mirror + "/"):
         raise SettingError(
@@ -195,9 +201,19 @@ REGISTRY_SETTINGS = SettingsTable(
         Setting(
             "registry_mirror_upstream",
             "https://registry-1.docker.io",
-            "The registry the mirror pulls through from. This host's own registry "
-            "(https://127.0.0.1:PORT) is reached with the generated credential and CA.",
+            "The registry the mirror pulls through from. When it is this host's own registry "
+            "(https://127.0.0.1:PORT, or one of its addresses), the mirror pulls from a "
+            "read-only instance on 127.0.0.1:registry_readonly_port instead.",
             upstream_url,
+        ),
+        Setting(
+            "registry_readonly_port",
+            5002,
+            "Port, on 127.0.0.1 only, of the read-only instance without auth over "
+            "registry_data_dir that the mirror pulls from when its upstream is this host's "
+            "registry (docker-registry 2.8's proxy sends no credential to an htpasswd "
+            "registry). Local users can read the registry's images through it.",
+            integer(*_PORTS),
         ),
     ),
     cross_checks=(_consistent,),

@@ -5,9 +5,10 @@ being the registry itself (no public registry is reachable). A push without the 
 refused with 401; the CI flow script (build, login, push, remove, pull, digest, run, cleanup)
 passes on the host's dockerd through the host's name, which dockerd reaches only with the CA it
 trusts in /etc/docker/certs.d (no insecure-registries); a dind container given the CA pulls from
-the registry through the bridge gateway; the pull through the mirror is a known gap (xfail,
-docs/registry.md); a rerun changes nothing; after a reboot the registry serves what was pushed
-before. The same steps were run by hand on a lab VM (not yet as this module).
+the registry through the bridge gateway, and through the mirror, which pulls from the read-only
+instance on 127.0.0.1 (docs/registry.md: docker-registry 2.8's proxy sends no credential to an
+htpasswd upstream); that instance listens on the loopback only and takes no push; a rerun
+changes nothing; after a reboot the registry serves what was pushed before.
 """
 
 from __future__ import annotations
@@ -155,16 +156,28 @@ def test_a_nested_daemon_pulls_from_the_registry_and_the_mirror(registry_vm: Lab
 MIRROR_PULL: list[subprocess.CompletedProcess[str]] = []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docker-registry 2.8's proxy stores credentials only for Bearer challenges, none "
-    "for an htpasswd (Basic) upstream (docs/registry.md, known gap)",
-)
 def test_the_mirror_serves_the_nested_pull(registry_vm: LabVM) -> None:
     assert MIRROR_PULL, "the nested daemon's test did not get to the mirror"
     pulled = MIRROR_PULL[0]
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    # The mirror keeps what it pulled: the proof that the pull came through it.
     assert "nested" in registry_vm.ssh(f"ls {MIRROR_REPOSITORIES}/dindkit").stdout.split()
+
+
+def test_the_read_only_instance_is_loopback_only_and_takes_no_push(registry_vm: LabVM) -> None:
+    vm = registry_vm
+    listening = vm.ssh("ss -Hltn 'sport = :5002'").stdout.split()
+    assert "127.0.0.1:5002" in listening and not any(
+        address.endswith(":5002") and not address.startswith("127.0.0.1:") for address in listening
+    ), listening
+    answer = vm.ssh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5002/v2/").stdout
+    assert answer == "200", answer  # no auth: the mirror's upstream
+    code = vm.ssh(
+        "curl -s -o /dev/null -w '%{http_code}' -X POST"
+        " http://127.0.0.1:5002/v2/dindkit/anonymous/blobs/uploads/"
+    ).stdout
+    assert code != "202" and code.startswith(("4", "5")), code
+    assert vm.ssh("! test -e /etc/dindkit/registry/private/mirror-upstream.env").returncode == 0
 
 
 def test_a_rerun_changes_nothing(registry_vm: LabVM) -> None:

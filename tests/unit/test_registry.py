@@ -97,6 +97,16 @@ BAD: list[tuple[dict[str, Any], str]] = [
         {**MIRROR, "registry_mirror_upstream": "https://172.17.0.1:5001"},
         "registry_mirror_upstream=https://172.17.0.1:5001 is the mirror itself",
     ),
+    ({"registry_readonly_port": 22}, "registry_readonly_port=22: allowed: a whole number"),
+    ({"registry_readonly_port": "5002/tcp"}, "registry_readonly_port='5002/tcp'"),
+    (
+        {**MIRROR, "registry_readonly_port": 5000},
+        "registry_readonly_port=5000 is also the registry's or the mirror's port",
+    ),
+    (
+        {**MIRROR, "registry_readonly_port": 5001},
+        "registry_readonly_port=5001 is also the registry's or the mirror's port",
+    ),
 ]
 
 
@@ -160,13 +170,31 @@ def test_registry_config_is_yaml_with_tls_auth_and_no_proxy() -> None:
 
 
 def test_mirror_config_is_yaml_with_proxy_tls_and_no_auth() -> None:
-    values = _values(registry_mirror_upstream="https://127.0.0.1:5000")
-    config = yaml.safe_load(registry.mirror_config(values))
-    assert config["proxy"] == {"remoteurl": "https://127.0.0.1:5000"}
+    values = _values(registry_mirror_upstream="https://registry.example.org")
+    config = yaml.safe_load(registry.mirror_config(values, local_upstream=False))
+    assert config["proxy"] == {"remoteurl": "https://registry.example.org"}
     assert config["http"]["addr"] == "172.17.0.1:5001"
     assert config["http"]["tls"]["key"] == "/etc/dindkit/registry/private/server.key"
     assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/docker-registry-mirror"
     assert "auth" not in config
+
+
+def test_a_local_upstream_is_reached_through_the_read_only_instance() -> None:
+    """docker-registry 2.8's proxy sends no credential to an htpasswd registry: the mirror
+    pulls from a read-only view of the registry's data on 127.0.0.1, without auth."""
+    values = _values(registry_mirror_upstream="https://127.0.0.1:5000", registry_readonly_port=5055)
+    mirror = yaml.safe_load(registry.mirror_config(values, local_upstream=True))
+    assert mirror["proxy"] == {"remoteurl": "http://127.0.0.1:5055"}
+    readonly = yaml.safe_load(registry.readonly_config(values))
+    assert readonly["http"]["addr"] == "127.0.0.1:5055"
+    assert "tls" not in readonly["http"] and "auth" not in readonly and "proxy" not in readonly
+    assert readonly["storage"]["filesystem"] == {"rootdirectory": "/var/lib/docker-registry"}
+    assert readonly["storage"]["maintenance"] == {"readonly": {"enabled": True}}
+    assert "delete" not in readonly["storage"]
+    unit = registry.readonly_unit(values)
+    assert "User=docker-registry" in unit
+    assert "ExecStart=/usr/bin/docker-registry serve /etc/dindkit/registry/readonly.yml" in unit
+    assert "on 127.0.0.1:5055 only" in unit
 
 
 def test_units_point_at_dindkits_configuration() -> None:
@@ -177,7 +205,7 @@ def test_units_point_at_dindkits_configuration() -> None:
     )
     unit = registry.mirror_unit(_values())
     assert "User=docker-registry" in unit
-    assert "EnvironmentFile=-/etc/dindkit/registry/private/mirror-upstream.env" in unit
+    assert "EnvironmentFile" not in unit  # no credential: a local upstream is read-only
     assert "Environment=SSL_CERT_DIR=/etc/dindkit/registry/ca:/etc/ssl/certs" in unit
     assert "ExecStart=/usr/bin/docker-registry serve /etc/dindkit/registry/mirror.yml" in unit
     assert "After=network-online.target docker.service" in unit
@@ -250,18 +278,11 @@ if [ $verify = yes ]; then grep -qx "$2:fake-$password" "$1"; exit; fi
 """
 
 
-def _secrets_script(
-    root: Path, addresses: list[str], mirror_credentials: bool = True
-) -> dict[str, Path]:
-    return {
-        action: _secrets_script_for(root, addresses, mirror_credentials, action)
-        for action in ("check", "apply")
-    }
+def _secrets_script(root: Path, addresses: list[str]) -> dict[str, Path]:
+    return {action: _secrets_script_for(root, addresses, action) for action in ("check", "apply")}
 
 
-def _secrets_script_for(
-    root: Path, addresses: list[str], mirror_credentials: bool, action: str
-) -> Path:
+def _secrets_script_for(root: Path, addresses: list[str], action: str) -> Path:
     script = root / f"secrets-{action}.sh"
     script.write_text(
         render(
@@ -276,7 +297,6 @@ def _secrets_script_for(
             san_names=shlex.quote(san_names(addresses)),
             san_config=shlex.quote(",".join(_san(name, printed=False) for name in addresses)),
             trust_files=shlex.quote(f"{root}/certs.d/127.0.0.1:5000/ca.crt"),
-            mirror_credentials="yes" if mirror_credentials else "no",
         )
     )
     return script
@@ -327,7 +347,6 @@ def test_secrets_are_generated_once_and_kept(sandbox: tuple[Path, Path]) -> None
         "private/server.crt": "0o644",
         "private/credentials": "0o600",
         "private/htpasswd": "0o640",
-        "private/mirror-upstream.env": "0o600",
     }
     san = subprocess.run(
         [
@@ -344,10 +363,6 @@ def test_secrets_are_generated_once_and_kept(sandbox: tuple[Path, Path]) -> None
         check=True,
     ).stdout
     assert "IP Address:127.0.0.1, IP Address:172.17.0.1, DNS:ci1" in san
-    credentials = (etc / "private/credentials").read_text()
-    assert (etc / "private/mirror-upstream.env").read_text() == credentials.replace(
-        "username=", "REGISTRY_PROXY_USERNAME="
-    ).replace("password=", "REGISTRY_PROXY_PASSWORD=")
     assert (root / "certs.d/127.0.0.1:5000/ca.crt").read_bytes() == (etc / "ca/ca.crt").read_bytes()
 
     before = {path: path.read_bytes() for path in etc.rglob("*") if path.is_file()}
@@ -370,7 +385,9 @@ def test_new_names_renew_only_the_server_certificate(sandbox: tuple[Path, Path])
     _run(_secrets_script(root, ["127.0.0.1", "ci1"]), "apply", bin_dir)
     ca = (root / "etc/ca/ca.crt").read_bytes()
     server = (root / "etc/private/server.crt").read_bytes()
-    script = _secrets_script(root, ["127.0.0.1", "ci2"], mirror_credentials=False)
+    # An older dindkit's copy of the credential for the mirror goes.
+    (root / "etc/private/mirror-upstream.env").write_text("REGISTRY_PROXY_PASSWORD=x\n")
+    script = _secrets_script(root, ["127.0.0.1", "ci2"])
     states, _ = _run(script, "check", bin_dir)
     assert states["server"] == "invalid" and states["mirror-env"] == "invalid"
     assert states["ca"] == "ok"
@@ -412,9 +429,7 @@ def test_scripts_are_shellcheck_clean(script: str, tmp_path: Path) -> None:
     from dindkit.operations.registry import Endpoint, wait_script
 
     text = {
-        "secrets": lambda: secrets_script(
-            ["127.0.0.1", "ci1"], "dindkit", ["/a/ca.crt"], True, "apply"
-        ),
+        "secrets": lambda: secrets_script(["127.0.0.1", "ci1"], "dindkit", ["/a/ca.crt"], "apply"),
         "wait": lambda: wait_script([Endpoint("docker-registry.service", "https://x:5000/v2/")], 9),
         "ci-flow": lambda: registry.ci_flow_script("172.17.0.1:5000", "dindkit-smoke:1"),
     }[script]()

@@ -105,6 +105,7 @@ BAD: dict[str, list[Any]] = {
     "registry_mirror_enabled": ["maybe", 2, "", "yes please"],
     "registry_mirror_address": ["http://172.17.0.1", "172.17.0.1:5001", "a/b", "", "x;id"],
     "registry_mirror_port": [22, 1023, 65536, "5001/tcp", *NON_ASCII_NUMBERS],
+    "registry_readonly_port": [22, 1023, 65536, "5002/tcp", *NON_ASCII_NUMBERS],
     "registry_mirror_data_dir": ["/", "relative", "/srv/../etc", "/srv/a b"],
     "registry_mirror_upstream": [
         "http://127.0.0.1:5000",
@@ -240,6 +241,7 @@ GOOD: dict[str, list[Any]] = {
     "registry_mirror_enabled": [False, "off"],
     "registry_mirror_address": ["172.17.0.1", "mirror.example.org"],
     "registry_mirror_port": [5001, "65535"],
+    "registry_readonly_port": [5002, "65534"],
     "registry_mirror_data_dir": ["/var/lib/docker-registry-mirror"],
     "registry_mirror_upstream": ["https://registry-1.docker.io", "https://127.0.0.1:5000/"],
     "guard_enabled": [False, "yes"],
