@@ -117,18 +117,39 @@ def upstream_is_local(values: dict[str, Any], names: list[str]) -> bool:
     )
 
 
-def registry_config(values: dict[str, Any]) -> str:
+def _instance_config(
+    role: str,
+    service: str,
+    data_dir: str,
+    listen: str,
+    *,
+    tls: bool = True,
+    auth: bool = False,
+    upstream: str | None = None,
+    readonly: bool = False,
+) -> str:
+    """One docker-registry instance's config.yml (templates/registry/config.yml.j2)."""
     return render(
         "registry/config.yml.j2",
-        role="the local registry",
-        service="docker-registry",
-        data_dir=values["registry_data_dir"],
-        listen=f":{values['registry_port']}",
-        certificate=SERVER_CERT,
-        key=SERVER_KEY,
-        htpasswd=HTPASSWD,
-        upstream=None,
-        readonly=False,
+        role=role,
+        service=service,
+        data_dir=data_dir,
+        listen=listen,
+        certificate=SERVER_CERT if tls else None,
+        key=SERVER_KEY if tls else None,
+        htpasswd=HTPASSWD if auth else None,
+        upstream=upstream,
+        readonly=readonly,
+    )
+
+
+def registry_config(values: dict[str, Any]) -> str:
+    return _instance_config(
+        "the local registry",
+        "docker-registry",
+        values["registry_data_dir"],
+        f":{values['registry_port']}",
+        auth=True,
     )
 
 
@@ -138,32 +159,23 @@ def readonly_url(values: dict[str, Any]) -> str:
 
 def readonly_config(values: dict[str, Any]) -> str:
     """The registry's data, read-only, without auth or TLS, on the host's loopback only."""
-    return render(
-        "registry/config.yml.j2",
-        role="a read-only view of the local registry, the mirror's upstream",
-        service="dindkit-registry-readonly",
-        data_dir=values["registry_data_dir"],
-        listen=f"127.0.0.1:{values['registry_readonly_port']}",
-        certificate=None,
-        key=None,
-        htpasswd=None,
-        upstream=None,
+    return _instance_config(
+        "a read-only view of the local registry, the mirror's upstream",
+        "dindkit-registry-readonly",
+        values["registry_data_dir"],
+        f"127.0.0.1:{values['registry_readonly_port']}",
+        tls=False,
         readonly=True,
     )
 
 
 def mirror_config(values: dict[str, Any], local_upstream: bool) -> str:
-    return render(
-        "registry/config.yml.j2",
-        role="the registry mirror, a pull-through cache",
-        service="dindkit-registry-mirror",
-        data_dir=values["registry_mirror_data_dir"],
-        listen=f"{values['registry_mirror_address']}:{values['registry_mirror_port']}",
-        certificate=SERVER_CERT,
-        key=SERVER_KEY,
-        htpasswd=None,
+    return _instance_config(
+        "the registry mirror, a pull-through cache",
+        "dindkit-registry-mirror",
+        values["registry_mirror_data_dir"],
+        f"{values['registry_mirror_address']}:{values['registry_mirror_port']}",
         upstream=readonly_url(values) if local_upstream else values["registry_mirror_upstream"],
-        readonly=False,
     )
 
 
