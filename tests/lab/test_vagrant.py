@@ -229,8 +229,9 @@ def session() -> Iterator[Session]:
         "DINDKIT_VAGRANT_LOCAL_BOX": "1",
         port_variable(DISTRO): str(_free_port()),
         "DINDKIT_VAGRANT_REPORT_DIR": str(base / "reports"),
-        # Only the modes this test asserts: a Docker install under TCG is slow enough.
-        "DINDKIT_PYINFRA_ARGS": "--data smoke_modes=dood,dind",
+        # One mode: the trigger's smoke report proves the path; every mode runs in the demo,
+        # and this VM shares the cores with both lab chains.
+        "DINDKIT_PYINFRA_ARGS": "--data smoke_modes=dood",
     }
     current = Session(base, user, env=env)
     try:
@@ -299,8 +300,7 @@ def test_box_up_provision_destroy(request: pytest.FixtureRequest) -> None:
     pyinfra = _trigger_output(output)
     assert "dindkit bootstrap" in output and "--> Starting operation:" in pyinfra
     modes = _modes(session.base / "reports" / MACHINE)
-    assert modes["dood"]["status"] == "passed", modes["dood"]
-    assert modes["dind"]["status"] == "passed", modes["dind"]
+    assert list(modes) == ["dood"] and modes["dood"]["status"] == "passed", modes
     # The smoke report trigger printed the table.
     assert re.search(rf"^{MACHINE}\s+dood\s+PASSED", pyinfra, re.MULTILINE), pyinfra[-2000:]
     # Vagrant replaced the insecure key with the machine's own.
@@ -315,7 +315,7 @@ def test_box_up_provision_destroy(request: pytest.FixtureRequest) -> None:
     assert changed, "the smoke tests run every time: some of their operations must change"
     assert [name for name in changed if not name.startswith(smoke)] == []
     modes = _modes(session.base / "reports" / MACHINE)
-    assert modes["dood"]["status"] == "passed" and modes["dind"]["status"] == "passed", modes
+    assert modes["dood"]["status"] == "passed", modes
 
     code, output, destroy_seconds = session.stream("vagrant", "destroy", "-f", MACHINE)
     assert code == 0, output[-3000:]
