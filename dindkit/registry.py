@@ -153,8 +153,13 @@ def registry_config(values: dict[str, Any]) -> str:
     )
 
 
+def readonly_listen(values: dict[str, Any]) -> str:
+    """Where the read-only instance listens: the host's loopback only."""
+    return f"127.0.0.1:{values['registry_readonly_port']}"
+
+
 def readonly_url(values: dict[str, Any]) -> str:
-    return f"http://127.0.0.1:{values['registry_readonly_port']}"
+    return f"http://{readonly_listen(values)}"
 
 
 def readonly_config(values: dict[str, Any]) -> str:
@@ -163,7 +168,7 @@ def readonly_config(values: dict[str, Any]) -> str:
         "a read-only view of the local registry, the mirror's upstream",
         "dindkit-registry-readonly",
         values["registry_data_dir"],
-        f"127.0.0.1:{values['registry_readonly_port']}",
+        readonly_listen(values),
         tls=False,
         readonly=True,
     )
@@ -195,7 +200,7 @@ def mirror_unit(values: dict[str, Any]) -> str:
 def readonly_unit(values: dict[str, Any]) -> str:
     return render(
         "registry/dindkit-registry-readonly.service.j2",
-        listen=f"127.0.0.1:{values['registry_readonly_port']}",
+        listen=readonly_listen(values),
         config=READONLY_CONFIG,
     )
 
@@ -254,20 +259,21 @@ def local_registry() -> None:
                 content=mirror_unit(values),
             )
         )
-    readonly_config_op = None
+    readonly_ops = None
     if readonly_on:
-        readonly_config_op = file_ops.config_file(
-            name=f"Write the read-only instance's configuration {READONLY_CONFIG}",
-            dest=READONLY_CONFIG,
-            content=readonly_config(values),
-        )
-        unit_changes.append(
+        readonly_ops = (
+            file_ops.config_file(
+                name=f"Write the read-only instance's configuration {READONLY_CONFIG}",
+                dest=READONLY_CONFIG,
+                content=readonly_config(values),
+            ),
             file_ops.config_file(
                 name=f"Install the read-only instance's unit {READONLY_UNIT}",
                 dest=READONLY_UNIT_FILE,
                 content=readonly_unit(values),
-            )
+            ),
         )
+        unit_changes.append(readonly_ops[1])
     systemd.daemon_reload(
         name="Reload systemd units after the registry's units changed",
         _if=any_changed(*unit_changes),
@@ -295,12 +301,12 @@ def local_registry() -> None:
         _if=any_changed(config, unit_changes[0], installed, data, secrets),
     )
     units = [REGISTRY_UNIT]
-    if readonly_config_op is not None:  # before the mirror, which pulls from it
+    if readonly_ops is not None:  # before the mirror, which pulls from it
         registry_ops.restart(
             name="Restart the read-only instance for its new configuration",
             endpoints=[registry_ops.Endpoint(READONLY_UNIT, f"{readonly_url(values)}/v2/")],
             wait_seconds=values["registry_wait_seconds"],
-            _if=any_changed(readonly_config_op, unit_changes[-1], installed, data),
+            _if=any_changed(*readonly_ops, installed, data),
         )
         units.append(READONLY_UNIT)
     if mirror_on and mirror_config_op is not None:
