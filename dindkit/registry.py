@@ -12,7 +12,6 @@ Settings: ``dindkit.settings.registry``; docs/registry.md.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -323,43 +322,3 @@ def local_registry() -> None:
         )
         units.append(MIRROR_UNIT)
     units_ops.running_and_enabled(name="Enable and start the registry", units=units)
-
-
-CI_FLOW_TEMPLATE = "registry/ci-flow.sh.j2"
-CI_FLOW_MARK = "@@dindkit ci"
-
-
-def ci_flow_script(
-    registry: str,
-    base_image: str,
-    repository: str = "dindkit/ci-flow",
-    docker: str = "docker",
-    credentials_file: str = CREDENTIALS_FILE,
-    ca_cert: str = CA_CERT,
-) -> str:
-    """The CI flow (build, login, push, remove, pull, digest, run, cleanup) as one script.
-
-    Every value is a default the caller's environment may override (CI_REGISTRY, ...); each
-    is quoted for the shell here.
-    """
-    return render(
-        CI_FLOW_TEMPLATE,
-        marker=CI_FLOW_MARK,
-        docker=shlex.quote(docker),
-        registry=shlex.quote(registry),
-        credentials=shlex.quote(credentials_file),
-        ca_cert=shlex.quote(ca_cert),
-        base_image=shlex.quote(base_image),
-        repository=shlex.quote(repository),
-    )
-
-
-def ci_flow_steps(output: str) -> dict[str, tuple[str, str]]:
-    """Step -> (passed|failed, the rest of its line), from the script's output."""
-    steps = {}
-    for line in output.splitlines():
-        if line.startswith(f"{CI_FLOW_MARK} "):
-            step, _, rest = line.removeprefix(f"{CI_FLOW_MARK} ").partition(" ")
-            status, _, detail = rest.partition(" ")
-            steps[step] = (status, detail)
-    return steps

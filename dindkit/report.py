@@ -12,7 +12,14 @@ report.json::
      "seconds": float, "grants": str,
      "checks": [{"name": str, "status": str, "detail": str}],
      "escapes": {ATTEMPT: {"outcome": "allowed|blocked|inconclusive", "expected": str,
-                           "evidence": str}}}}}}}
+                           "evidence": str}},
+     "build_seconds": {"cold": float, "warm": float}, "build_x_host": {"cold": float,
+     "warm": float}}}}}}
+
+``build_seconds`` are the CI flow's two builds of one fixed context (with the registry on):
+cold (nothing cached) and warm (the same context again, every step from the cache);
+``build_x_host`` divides them by the dood mode's on the same host, the build on the host's
+own daemon (the job's client only sends the context through the socket).
 
 report.html is one self-contained page (templates/report/report.html.j2): a matrix of hosts by
 modes, and every check's detail in a ``<details>`` element; no scripts, fonts or images.
@@ -68,6 +75,9 @@ class ModeResult:
     # What the mode gives the container on the host: generated from the escape outcomes.
     grants: str = ""
     escapes: dict[str, Escape] = field(default_factory=dict)  # attempt -> its outcome
+    # The CI flow's builds, "cold" and "warm", in seconds; and as a multiple of the host's.
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    build_x_host: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,10 +117,49 @@ def host_from_dict(data: dict[str, Any]) -> HostResult:
                 escapes={
                     name: Escape(**escape) for name, escape in mode.get("escapes", {}).items()
                 },
+                build_seconds=_floats(mode.get("build_seconds", {})),
+                build_x_host=_floats(mode.get("build_x_host", {})),
             )
             for name, mode in data["modes"].items()
         }
     )
+
+
+def _floats(values: dict[str, Any]) -> dict[str, float]:
+    return {case: float(seconds) for case, seconds in values.items()}
+
+
+# The mode whose builds run on the host's own daemon: the measure of every other mode's.
+HOST_BUILD_MODE = "dood"
+
+
+def set_build_ratios(host: HostResult) -> None:
+    """Each mode's build seconds as a multiple of the host daemon's (the dood mode's)."""
+    base = host.modes.get(HOST_BUILD_MODE)
+    for mode in host.modes.values():
+        mode.build_x_host = {
+            case: round(seconds / base.build_seconds[case], 2)
+            for case, seconds in mode.build_seconds.items()
+            if base and base.build_seconds.get(case)
+        }
+
+
+def build_rows(host: HostResult) -> list[list[str]]:
+    """Rows of the build cost (the first row the header), empty where no mode built."""
+    modes = {name: mode for name, mode in host.modes.items() if mode.build_seconds}
+    if not modes:
+        return []
+    rows = [["MODE", "COLD S", "X HOST", "WARM S", "X HOST"]]
+    for name, mode in modes.items():
+        row = [name]
+        for case in ("cold", "warm"):
+            seconds, ratio = mode.build_seconds.get(case), mode.build_x_host.get(case)
+            row += [
+                "-" if seconds is None else f"{seconds:.1f}",
+                "-" if ratio is None else f"{ratio:.2f}",
+            ]
+        rows.append(row)
+    return rows
 
 
 # Files ---------------------------------------------------------------------------------------
@@ -313,6 +362,8 @@ def to_html(report: Report) -> str:
         failed=report.failed,
         escape_modes=escape_modes,
         escape_attempts=escape_attempts,
+        build_rows=build_rows,
+        host_build_mode=HOST_BUILD_MODE,
     )
 
 
@@ -349,6 +400,14 @@ def format_table(report: Report) -> str:
                 "! where the outcome is not the declared one):",
             ]
             lines += _columns(matrix)
+        builds = build_rows(host)
+        if builds:
+            lines += [
+                "",
+                f"The CI flow's build on {host_name} (cold: nothing cached; warm: the same "
+                f"context again; x host: against {HOST_BUILD_MODE}, the host's daemon):",
+            ]
+            lines += _columns(builds)
     if notes:
         lines += ["", "Failed checks:", *notes]
     return "\n".join(lines)

@@ -127,7 +127,11 @@ def rootless_docker(install_packages: bool = True) -> None:
     file_ops.config_file(
         name="Install the user unit for rootless dockerd",
         dest=USER_UNIT,
-        content=render("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source]),
+        content=render(
+            "etc/systemd/user/docker.service.j2",
+            bin_dir=BIN_DIRS[source],
+            bridge=values["docker_rootless_bridge"],
+        ),
     )
     for user, account in accounts.items():
         rootless_ops.subordinate_ids(

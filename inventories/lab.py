@@ -8,7 +8,8 @@ with the lab's own key, without host key checks. This file is the only place whe
 meets the deploys: lab hosts install the distribution's docker.io (no Docker repository is
 reachable from a lab), Sysbox only from an offline package, and load the smoke image from the
 local archive instead of pulling it; rootless Docker for the image's user ``dindkit``,
-userns-remap on and the job socket, for the unprivileged and guarded smoke modes.
+userns-remap on and the job socket, for the unprivileged and guarded smoke modes; the local
+registry, for every mode's CI steps.
 """
 
 from dindkit.images import smoke_image_archive
@@ -35,6 +36,9 @@ def _host(lab):
             "docker_userns_remap": "default",
             # The job socket (deploys/guard.py), for the guarded smoke mode.
             "guard_enabled": True,
+            # The local registry (deploys/registry.py): every smoke mode ends with the CI flow
+            # (build, push, pull back, run) against it.
+            "registry_enabled": True,
             "sysbox_offline": True,
             # A lab reaches no NTP server (only the Debian mirror): no systemd-timesyncd.
             "bootstrap_time_sync": False,

@@ -9,6 +9,7 @@ line and no traceback. The README's settings table is tested against ``ALL_TABLE
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -194,6 +195,38 @@ def matching(pattern: str, what: str) -> Check:
         return value
 
     return allows(check, what)
+
+
+def bridge_address(value: Any) -> str:
+    """A Docker bridge's own address with its prefix (dockerd --bip), e.g. 10.250.0.1/24."""
+    allowed = (
+        "allowed: an IPv4 address with a prefix length from 8 to 30 that is a host of its "
+        "network, outside 172.17.0.0/16 (e.g. 10.250.0.1/24)"
+    )
+    if not isinstance(value, str):
+        raise SettingError(allowed)
+    try:
+        interface = ipaddress.IPv4Interface(value.strip())
+    except ValueError:
+        raise SettingError(allowed) from None
+    network = interface.network
+    if (
+        "/" not in value
+        or not 8 <= network.prefixlen <= 30
+        or interface.ip in (network.network_address, network.broadcast_address)
+        or network.overlaps(HOST_DOCKER_BRIDGE)
+    ):
+        raise SettingError(allowed)
+    return str(interface)
+
+
+allows(
+    bridge_address,
+    "an IPv4 address/prefix (8-30) of a host in its network, outside 172.17.0.0/16 "
+    "(e.g. 10.250.0.1/24)",
+)
+# The host's own docker0: a nested daemon's bridge there would hide the host's address.
+HOST_DOCKER_BRIDGE = ipaddress.IPv4Network("172.17.0.0/16")
 
 
 def list_of(inner: Check, at_least: int = 0) -> Check:

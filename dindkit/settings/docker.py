@@ -15,6 +15,7 @@ from dindkit.settings import (
     account_name,
     allows,
     boolean,
+    bridge_address,
     group_name,
     integer,
     list_of,
@@ -365,6 +366,14 @@ DOCKER_SETTINGS = SettingsTable(
                 "root, UID 1000 to 65533, a home outside the system's folders, a login shell "
                 "(checked on the host before anything changes)",
             ),
+        ),
+        Setting(
+            "docker_rootless_bridge",
+            "10.250.0.1/24",
+            "The rootless daemons' own bridge (dockerd --bip). Their default, 172.17.0.1/16, "
+            "would hide the host's docker0 address (the local registry's) from them; unset: "
+            "dockerd's default.",
+            optional(bridge_address),
         ),
         Setting(
             "docker_userns_remap",

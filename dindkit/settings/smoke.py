@@ -10,6 +10,7 @@ from dindkit.settings import (
     SettingsTable,
     allows,
     boolean,
+    bridge_address,
     control_file,
     control_folder,
     integer,
@@ -100,6 +101,14 @@ SMOKE_SETTINGS = SettingsTable(
             120,
             "Seconds a mode may wait for an inner daemon before it fails.",
             integer(10, 1800),
+        ),
+        Setting(
+            "smoke_nested_bridge",
+            "10.250.0.1/24",
+            "The bridge of the daemons the dind, userns and sysbox modes start (dockerd "
+            "--bip): off the host's 172.17.0.0/16, so that the host's registry stays reachable "
+            "at 172.17.0.1; unset: dockerd's default.",
+            optional(bridge_address),
         ),
         Setting(
             "smoke_user_uid",

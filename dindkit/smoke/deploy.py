@@ -28,6 +28,7 @@ from pyinfra.api import StringCommand, deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import files, python
 
+from dindkit import ci_flow
 from dindkit.images import (
     IMPORT_CHANGES,
     build_smoke_image,
@@ -38,8 +39,9 @@ from dindkit.images import (
 from dindkit.report import Check as ReportCheck
 from dindkit.report import Escape as ReportEscape
 from dindkit.report import HostResult as ReportHost
-from dindkit.report import ModeResult, clear_other_runs, write_host
+from dindkit.report import ModeResult, clear_other_runs, set_build_ratios, write_host
 from dindkit.settings.docker import DOCKER_SETTINGS
+from dindkit.settings.registry import CA_CERT, CREDENTIALS_FILE, REGISTRY_SETTINGS
 from dindkit.settings.smoke import SMOKE_SETTINGS
 from dindkit.smoke import escape
 from dindkit.smoke.modes import (
@@ -54,7 +56,7 @@ from dindkit.smoke.modes import (
     script,
     spec,
 )
-from dindkit.smoke.modes.common import ESCAPE_STEP
+from dindkit.smoke.modes.common import ESCAPE_STEP, CiRegistry
 from dindkit.templating import render
 
 # One id per pyinfra run (the deploy module is imported once per run): names every object
@@ -234,6 +236,7 @@ def _run_mode(
     checks = [ReportCheck(check.name, check.status, check.detail) for check in parsed.checks]
     escapes = judge_escapes(mode, text, checks)
     result = summarise(mode, checks, round(time.monotonic() - started, 1), escapes)
+    result.build_seconds = ci_flow.build_seconds(text)
     results.modes[mode.name] = result
     colour = "green" if result.status == "passed" else "red"
     host.log_styled(
@@ -243,6 +246,7 @@ def _run_mode(
 
 
 def _write_report(state: Any, host: Any, report_dir: str, results: ReportHost) -> bool:
+    set_build_ratios(results)
     write_host(report_dir, RUN_ID, host.name, results)
     failed = [name for name, mode in results.modes.items() if mode.status == "failed"]
     if failed:
@@ -326,11 +330,35 @@ def _provide(image: ModeImage, imports: list[ImageArchive]) -> str:
     return imports[-1].tag
 
 
+# Where every mode's job reaches the host's registry: the docker bridge's gateway.
+CI_REGISTRY_ADDRESS = "172.17.0.1"
+
+
+def ci_registry(registry: dict[str, Any]) -> CiRegistry | None:
+    """The registry the CI steps use: the host's own (registry_enabled), at the bridge's
+    gateway when its certificate names it (registry_addresses); else no CI steps."""
+    if not registry["registry_enabled"]:
+        return None
+    if CI_REGISTRY_ADDRESS not in registry["registry_addresses"]:
+        host.log_styled(
+            f"No CI steps: registry_addresses lacks {CI_REGISTRY_ADDRESS}, the address every "
+            "mode's job reaches the registry at",
+            fg="yellow",
+        )
+        return None
+    return CiRegistry(
+        address=f"{CI_REGISTRY_ADDRESS}:{registry['registry_port']}",
+        ca_cert=CA_CERT,
+        credentials_file=CREDENTIALS_FILE,
+    )
+
+
 @deploy("Smoke-test the Docker-in-Docker modes", data_defaults=SMOKE_SETTINGS.defaults)
 def run_smoke_tests() -> None:
     """Run the selected modes on the host and add its results to the report folder."""
     values = SMOKE_SETTINGS.validate(host.data)
     docker_values = DOCKER_SETTINGS.validate(host.data)
+    registry_values = REGISTRY_SETTINGS.validate(host.data)
     specs = tuple(spec(name) for name in values["smoke_modes"])  # in the order chosen
     for each in specs:
         each.check_settings(values, docker_values)  # before any change
@@ -386,6 +414,8 @@ def run_smoke_tests() -> None:
         timeout=values["smoke_timeout"],
         images=mode_image_refs,
         options=_options(specs, values, docker_values),
+        ci=ci_registry(registry_values),
+        nested_bridge=values["smoke_nested_bridge"],
     )
     notes = {each.name: each.plan_note() for each in specs}
     results = ReportHost()

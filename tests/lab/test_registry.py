@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from dindkit import ci_flow
 from dindkit.images import image_tag, smoke_image_archive
-from dindkit.registry import CI_FLOW_MARK, ci_flow_script, ci_flow_steps
 from tests.lab.conftest import LabVM
 
 # Opt-in (make lab-extra), not yet in make lab: see docs/development.md.
@@ -87,20 +87,12 @@ def test_ci_flow_on_the_host_daemon_trusts_the_ca(registry_vm: LabVM) -> None:
     # Only Docker's built-in 127.0.0.0/8: the host's name is checked against the CA.
     assert insecure["InsecureRegistryCIDRs"] == ["127.0.0.0/8"]
     hostname = vm.ssh("hostname").stdout.strip()
-    script = ci_flow_script(f"{hostname}:5000", BASE_IMAGE)
+    script = ci_flow.script(f"{hostname}:5000", BASE_IMAGE)
     result = vm.ssh(f"CI_DELETE=1 sh -c {shlex.quote(script)}", check=False)
-    steps = ci_flow_steps(result.stdout)
-    assert [step for step, (status, _) in steps.items() if status == "passed"] == [
-        "build",
-        "login",
-        "push",
-        "remove-local",
-        "pull",
-        "digest",
-        "run",
-        "cleanup",
-    ], result.stdout + result.stderr
-    assert result.stdout.count(CI_FLOW_MARK) == 8
+    steps = ci_flow.steps(result.stdout)
+    passed = [step for step, (status, _) in steps.items() if status == "passed"]
+    assert passed == list(ci_flow.STEPS), result.stdout + result.stderr
+    assert result.stdout.count(ci_flow.MARK) == len(ci_flow.STEPS)
 
 
 def test_a_nested_daemon_pulls_from_the_registry_and_the_mirror(registry_vm: LabVM) -> None:

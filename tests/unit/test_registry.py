@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pyinfra.api.exceptions import DeployError
 
-from dindkit import registry
+from dindkit import ci_flow, registry
 from dindkit.facts.registry import SECRETS_MARK, RegistrySecrets, _san, san_names
 from dindkit.settings.registry import REGISTRY_SETTINGS
 from dindkit.templating import render
@@ -431,7 +431,7 @@ def test_scripts_are_shellcheck_clean(script: str, tmp_path: Path) -> None:
     text = {
         "secrets": lambda: secrets_script(["127.0.0.1", "ci1"], "dindkit", ["/a/ca.crt"], "apply"),
         "wait": lambda: wait_script([Endpoint("docker-registry.service", "https://x:5000/v2/")], 9),
-        "ci-flow": lambda: registry.ci_flow_script("172.17.0.1:5000", "dindkit-smoke:1"),
+        "ci-flow": lambda: ci_flow.script("172.17.0.1:5000", "dindkit-smoke:1"),
     }[script]()
     assert shellcheck.defects(text, "sh") == []
 
@@ -441,7 +441,7 @@ def test_ci_flow_steps_are_parsed() -> None:
         "noise\n@@dindkit ci build passed 12 reg:5000/dindkit/ci-flow:run-1\n"
         "@@dindkit ci push failed 3 reg:5000/dindkit/ci-flow:run-1\n"
     )
-    assert registry.ci_flow_steps(output) == {
+    assert ci_flow.steps(output) == {
         "build": ("passed", "12 reg:5000/dindkit/ci-flow:run-1"),
         "push": ("failed", "3 reg:5000/dindkit/ci-flow:run-1"),
     }

@@ -25,7 +25,16 @@ def validate_report_json(data: dict) -> None:
     for modes in data["hosts"].values():
         assert set(modes) == {"modes"}
         for mode in modes["modes"].values():
-            assert set(mode) == {"status", "reason", "seconds", "grants", "checks", "escapes"}
+            assert set(mode) == {
+                "status",
+                "reason",
+                "seconds",
+                "grants",
+                "checks",
+                "escapes",
+                "build_seconds",
+                "build_x_host",
+            }
             assert isinstance(mode["grants"], str)
             for escape in mode["escapes"].values():
                 assert set(escape) == {"outcome", "expected", "evidence"}

@@ -54,9 +54,15 @@ def test_user_dockerd_script_passes_shellcheck(restart: bool, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("source", sorted(BIN_DIRS))
-def test_user_unit_runs_the_sources_rootless_script(source: str) -> None:
-    text = render("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source])
-    assert f"ExecStart={BIN_DIRS[source]}/dockerd-rootless.sh\n" in text
+@pytest.mark.parametrize(
+    ("bridge", "flags"), [(None, ""), ("10.250.0.1/24", " --bip=10.250.0.1/24")]
+)
+def test_user_unit_runs_the_sources_rootless_script(
+    source: str, bridge: str | None, flags: str
+) -> None:
+    text = render("etc/systemd/user/docker.service.j2", bin_dir=BIN_DIRS[source], bridge=bridge)
+    assert f"ExecStart={BIN_DIRS[source]}/dockerd-rootless.sh{flags}\n" in text
+    assert text.count("ExecStart=") == 1
     assert f"Environment=PATH={BIN_DIRS[source]}:" in text
     assert "Delegate=yes" in text and "WantedBy=default.target" in text
 

@@ -24,6 +24,10 @@ HOSTILE = ["$(touch /tmp/pwned)", "a; rm -rf /", "`id`", "a'b", 'a"b', "a\nb"]
 NON_ASCII_NUMBERS = ["\uff11\uff12", "\u0661\u0662", "\u00b2"]  # fullwidth, Arabic-Indic, ²
 NOT_BOOLEAN = ["maybe", 2, "\uff11", [], {"yes": True}]
 HEX64 = "ab" * 32
+# Not a bridge address: a network, no prefix, the host's docker0, too narrow or wide, the
+# broadcast address, IPv6.
+NOT_A_BRIDGE = ["10.250.0.0/24", "10.250.0.1", "172.17.5.1/24", "10.250.0.1/31"]
+NOT_A_BRIDGE += ["10.250.0.1/4", "10.250.0.255/24", "fd00::1/64", 42, *HOSTILE]
 
 BAD: dict[str, list[Any]] = {
     # apt
@@ -143,6 +147,7 @@ BAD: dict[str, list[Any]] = {
     "docker_socket_gid": [0, "0", 70000, -5, "abc", True, *NON_ASCII_NUMBERS],
     "docker_socket_mode": [666, 0o666, "0666", "0662", "rw", "0440", "4660"],
     "docker_users": ["Bad User", ["ok", "bad name"], ["alice", "alice"], 5, *HOSTILE],
+    "docker_rootless_bridge": NOT_A_BRIDGE,
     "docker_rootless_users": ["root", ["root"], "Bad User", ["alice", "alice"], *HOSTILE],
     "docker_userns_remap": ["root", "1000:1000", True, "Root", "a b", *HOSTILE],
     # smoke
@@ -181,6 +186,7 @@ BAD: dict[str, list[Any]] = {
         5,
     ],
     "smoke_timeout": [9, 1801, "2 minutes", True, *NON_ASCII_NUMBERS],
+    "smoke_nested_bridge": NOT_A_BRIDGE,
     "smoke_user_uid": [0, 65534, "root", True, *NON_ASCII_NUMBERS],
     "smoke_rootless_user": ["root", "Bad User", 5, *HOSTILE],
     # sysbox
@@ -264,6 +270,7 @@ GOOD: dict[str, list[Any]] = {
     "docker_socket_gid": [None, 1, "2375", 65533],
     "docker_socket_mode": ["0660", "660", "0600"],
     "docker_users": [[], ["alice", "bob"], "alice,bob"],
+    "docker_rootless_bridge": ["10.250.0.1/24", "192.168.99.1/30", None, ""],
     "docker_rootless_users": [[], ["alice"], "alice,bob"],
     "docker_userns_remap": [None, "default", "alice", "dockremap"],
     "smoke_enabled": [True, "no"],
@@ -285,6 +292,7 @@ GOOD: dict[str, list[Any]] = {
     ],
     "smoke_report_dir": ["reports/latest", "{tmp}/reports", "/tmp/dindkit-reports", "out"],
     "smoke_timeout": [10, "1800"],
+    "smoke_nested_bridge": ["10.250.0.1/24", "172.18.0.1/16", None],
     "smoke_user_uid": [1, "1000", 65533],
     "smoke_rootless_user": [None, "alice"],
     "sysbox_state": ["present", "absent"],

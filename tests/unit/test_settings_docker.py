@@ -29,6 +29,7 @@ BAD = [
     ({"docker_socket_gid": 70000}, "from 0 to 65533"),
     ({"docker_users": "root,Bad User"}, "docker_users='root,Bad User'"),
     ({"docker_rootless_users": "dindkit,Bad User"}, "docker_rootless_users='dindkit,Bad User'"),
+    ({"docker_rootless_bridge": "172.17.0.5/24"}, "outside 172.17.0.0/16"),
     ({"docker_userns_remap": "1000:1000"}, "docker_userns_remap='1000:1000': allowed: \"default\""),
     ({"docker_userns_remap": True}, "docker_userns_remap=True"),
     ({"docker_daemon_options": {"userns-remap": "default"}}, "through docker_userns_remap"),

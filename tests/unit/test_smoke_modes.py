@@ -11,6 +11,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from dindkit import ci_flow
 from dindkit.report import Check
 from dindkit.settings.smoke import SMOKE_MODES
 from dindkit.smoke import escape, modes
@@ -180,6 +182,13 @@ case "$*" in
     case "$*" in *--privileged* | *--device*) : >"$DOCKER_LOG.host-devices";; esac;;
 esac
 case "$*" in
+  "exec -i -e CI_WORK="*)  # the CI steps: the flow runs here, against the stand-in client
+    shift 2
+    while [ "$1" = -e ]; do export "$2"; shift 2; done
+    export CI_DOCKER="$FAKE_CI_CLIENT" CI_BUSYBOX="$FAKE_BUSYBOX"
+    shift  # the job container
+    exec "$@";;
+  "exec "*" cat "*"/pushed") for last; do :; done; exec cat "$last" 2>/dev/null;;
   "exec "*"@@escape begin"*)  # the job container: the stand-in with the attempts' arguments
     shift 6; exec sh -c "$STAND_IN" stand-in "$@";;
   "exec "*"plain TCP refused"*)  # the TLS client: its script runs here, on this fake
@@ -229,6 +238,11 @@ GUARD_REFUSAL = "dindkit job socket: privileged containers are refused (rule pri
 FAKE_SYSTEMCTL = """#!/bin/sh
 [ "$1 $2 $3" = "show -P Listen" ] && [ -n "$JOBS_SOCKET_PATH" ] && echo "$JOBS_SOCKET_PATH (Stream)"
 exit 0
+"""
+# The registry's API for the CI steps' deletion: the request is logged; CURL_FAIL refuses it.
+FAKE_CURL = """#!/bin/sh
+echo "curl $*" >>"$DOCKER_LOG"
+[ -z "$CURL_FAIL" ] || { echo "curl: (22) The requested URL returned error: 401"; exit 22; }
 """
 FAKE_RUNUSER = """#!/bin/sh
 shift 3  # -u USER --
@@ -322,6 +336,7 @@ def run_script(
         ("runuser", FAKE_RUNUSER),
         ("openssl", FAKE_OPENSSL),
         ("systemctl", FAKE_SYSTEMCTL),
+        ("curl", FAKE_CURL),
     ):
         fake = bin_dir / name
         fake.write_text(text)
@@ -728,14 +743,14 @@ def test_a_docker_that_refuses_every_run_fails_every_mode(tmp_path):
         assert result.status == "failed", (name, output)
 
 
-def socket_for_dood(tmp_path: Path, mode: int) -> tuple[modes.Mode, str]:
+def socket_for_dood(tmp_path: Path, mode: int, base: modes.Context = CTX) -> tuple[modes.Mode, str]:
     """dood on a socket of ours: group a non-root group, permissions MODE."""
     group = next(each for each in grp.getgrall() if each.gr_gid != 0)
     path = tmp_path / "docker.sock"
     socket.socket(socket.AF_UNIX).bind(str(path))
     os.chown(path, -1, group.gr_gid)
     path.chmod(mode)
-    ctx = with_options(CTX, socket_group=group.gr_name)
+    ctx = with_options(base, socket_group=group.gr_name)
     dood = modes.build_mode("dood", ctx)
     return dataclasses.replace(dood, values={**dood.values, "SOCKET": str(path)}), group.gr_name
 
@@ -811,3 +826,121 @@ def test_busybox_date_that_refuses_but_exits_0_is_blocked(tmp_path):
     shutil.rmtree(shared)
     assert "@@escape end set-time blocked" in output, output
     assert "can't set date" in output
+
+
+# The CI steps (with the registry on) against a stand-in client -------------------------------
+
+FAKE_CI_CLIENT = Path(__file__).with_name("fake_registry_client.py")
+
+
+def ci_context(tmp_path: Path, ctx: modes.Context = CTX) -> modes.Context:
+    credentials = tmp_path / "credentials"
+    credentials.write_text("username=dindkit\npassword=s3cret\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    registry = modes.common.CiRegistry("172.17.0.1:5000", str(ca), str(credentials))
+    return dataclasses.replace(ctx, ci=registry, nested_bridge="10.250.0.1/24")
+
+
+def ci_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    (tmp_path / "client").mkdir()
+    (tmp_path / "busybox").write_bytes(b"\x7fELF stand-in")
+    return {
+        "FAKE_BUSYBOX": str(tmp_path / "busybox"),
+        "FAKE_CI_CLIENT": f"{sys.executable} {FAKE_CI_CLIENT}",
+        "FAKE_CLIENT_STATE": str(tmp_path / "client"),
+        "CI_WORK": str(tmp_path / "ci-work"),
+        "CI_USER_CA": str(tmp_path / "user-home/.config/docker/certs.d/172.17.0.1:5000/ca.crt"),
+        **env,
+    }
+
+
+def ci_mode(name: str, tmp_path: Path) -> tuple[modes.Mode, modes.Context, dict[str, str]]:
+    """Mode NAME with the registry on, and what its script needs to pass on the fakes."""
+    ctx, env = ci_context(tmp_path), ci_env(tmp_path)
+    if name == "dood":
+        mode, _ = socket_for_dood(tmp_path, 0o660, ctx)
+        return mode, ctx, env
+    if name == "guarded":
+        env["JOBS_SOCKET_PATH"] = str(job_socket(tmp_path))
+    if name == "rootless":
+        path = tmp_path / "docker.sock"
+        socket.socket(socket.AF_UNIX).bind(str(path))
+        ctx = with_options(ctx, rootless_user=getpass.getuser(), rootless_socket=str(path))
+        env["PROBE_OUTPUT"] = "probed\n"
+    mode = modes.build_mode(name, ctx)
+    if name == "podman":  # reads the container's /proc/PID/status on this machine: not here
+        checks = tuple(step for step in mode.checks if step.name != "not-root-on-host")
+        mode = dataclasses.replace(mode, checks=checks)
+    return mode, ctx, env
+
+
+@pytest.mark.parametrize("name", SMOKE_MODES)
+def test_with_the_registry_every_mode_runs_the_ci_flow_in_its_job(name, tmp_path):
+    mode, ctx, env = ci_mode(name, tmp_path)
+    ci = [step.name for step in mode.steps if step.name.startswith("ci-")]
+    assert ci == [f"ci-{step}" for step in ci_flow.STEPS]
+    assert mode.steps[-1].name == "escape"  # the attempts still come last
+    code, output, calls = run_script(tmp_path, mode, ctx, **env)
+    checks = checks_of(mode, output)
+    assert code == 0, output
+    assert all(checks[step].status == "passed" for step in ci), output
+    assert "printed the build argument ci-value-run-" in checks["ci-run"].detail
+    assert set(ci_flow.build_seconds(output)) == {"cold", "warm"}
+    # the pushed manifest is deleted in the registry, with the CA, the credential on stdin
+    delete = next(line for line in calls.splitlines() if line.startswith("curl "))
+    assert "-X DELETE https://172.17.0.1:5000/v2/dindkit/smoke-" + name in delete
+    assert "-K -" in delete and "s3cret" not in calls
+    assert not (tmp_path / "user-home/.config/docker/certs.d/172.17.0.1:5000").exists()
+
+
+def test_the_modes_hand_the_registry_ca_to_their_jobs_daemon(tmp_path):
+    ctx = ci_context(tmp_path)
+    dind = script("dind", ctx)
+    assert "CI_TRUST_DIR=/etc/docker/certs.d" in dind and "DIND_ARGS=--bip=10.250.0.1/24" in dind
+    assert (
+        '${CI_TRUST_DIR:+-v "$CI_TRUST_DIR:/etc/docker/certs.d:ro"} "$DIND_IMAGE" $DIND_ARGS'
+        in dind
+    )
+    podman = script("podman", ctx)
+    assert "CI_ENGINE=podman" in podman and "CI_CERT_DIR=/etc/dindkit-ci-certs" in podman
+    assert "target=$CI_CERT_DIR/ca.crt,readonly" in podman
+    # without the registry: no CI step, no CA, no --cert-dir
+    plain = modes.build_mode("podman", CTX)
+    assert not [step for step in plain.steps if step.name.startswith("ci-")]
+    assert "CI_FLOW=''" in script("podman") and "\nCI_CERT_DIR=" not in script("podman")
+    assert "CI_TRUST_DIR=''" in script("dind")
+
+
+@pytest.mark.parametrize("name", ["dood", "rootless", "podman", "dind"])
+def test_with_the_registry_every_mode_script_passes_shellcheck(name, tmp_path):
+    path = tmp_path / f"{name}.sh"
+    path.write_text(script(name, ci_context(tmp_path)))
+    assert shellcheck.defects(path) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "failed"),
+    [("wrong-digest", "ci-digest"), ("no-cache", "ci-rebuild"), ("push", "ci-push")],
+)
+def test_a_ci_step_fails_where_the_client_misbehaves_and_the_push_is_still_deleted(
+    fault, failed, tmp_path
+):
+    mode, ctx, env = ci_mode("dood", tmp_path)
+    code, output, calls = run_script(tmp_path, mode, ctx, **env, FAKE_CLIENT_FAULT=fault)
+    checks = checks_of(mode, output)
+    assert code == 1
+    assert checks[failed].status == "failed", output
+    assert checks["ci-cleanup"].status == "skipped" and checks["escape"].status == "skipped"
+    assert checks["cleanup"].status == "passed"
+    pushed = fault == "wrong-digest"  # the push had happened: the exit deletes it
+    deleted = [line for line in calls.splitlines() if line.startswith("curl ") and "DELETE" in line]
+    assert bool(deleted) is pushed, calls
+
+
+def test_the_ci_cleanup_fails_when_the_registry_refuses_the_deletion(tmp_path):
+    mode, ctx, env = ci_mode("dood", tmp_path)
+    code, output, _ = run_script(tmp_path, mode, ctx, **env, CURL_FAIL="1")
+    check = checks_of(mode, output)["ci-cleanup"]
+    assert code == 1 and check.status == "failed", output
+    assert "401" in check.detail

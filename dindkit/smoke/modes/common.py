@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dindkit import ci_flow
 from dindkit.templating import render
 
 SOCKET = "/var/run/docker.sock"
@@ -42,6 +43,15 @@ class Step:
     @property
     def function(self) -> str:
         return "step_" + self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class CiRegistry:
+    """The host's registry (registry_enabled) as every mode's job reaches it: the CI steps."""
+
+    address: str  # HOST:PORT: the docker bridge's gateway, which every job's daemon reaches
+    ca_cert: str  # on the host, world-readable
+    credentials_file: str  # on the host, root-only: username= and password= lines
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class Context:
     # Prefix of the host paths the escape suite reads and writes (/root, /proc, /sys, /dev):
     # empty on a target; a unit test's folder of stand-ins.
     escape_host_root: str = ""
+    # The registry the CI steps push to and pull from; None: no CI steps.
+    ci: CiRegistry | None = None
+    # The bridge of the daemons the dind-container modes start (dockerd --bip); None: default.
+    nested_bridge: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -95,13 +109,41 @@ class Mode:
     # The escape suite's declared outcome per attempt (dindkit.smoke.escape.expect); the
     # mode's last check, ``escape``, runs the attempts in its job container.
     expected: Mapping[str, str] = field(default_factory=dict)
+    # The CI flow's steps (ci_steps(ctx)): after the checks, before the escape attempts.
+    ci: tuple[Step, ...] = ()
 
     @property
     def steps(self) -> tuple[Step, ...]:
-        return self.setup + self.checks + ((ESCAPE_STEP,) if self.expected else ())
+        return self.setup + self.checks + self.ci + ((ESCAPE_STEP,) if self.expected else ())
 
 
 ESCAPE_STEP = Step("escape")
+# templates/smoke/lib-ci.sh.j2 defines step_ci_<name> for every step of the flow.
+CI_STEPS = tuple(Step(f"ci-{name}") for name in ci_flow.STEPS)
+
+
+def ci_steps(ctx: Context) -> tuple[Step, ...]:
+    """The CI flow's steps where the host has a registry, else none."""
+    return CI_STEPS if ctx.ci else ()
+
+
+def ci_values(ctx: Context, mode: str) -> dict[str, object]:
+    """The CI steps' script values; a mode's own ``values`` may set CI_ENGINE, CI_DOCKER,
+    CI_BUSYBOX and CI_CERT_DIR for its job's client."""
+    if ctx.ci is None:
+        return {"CI_FLOW": ""}
+    return {
+        "CI_FLOW": ci_flow.script(ctx.ci.address),
+        "CI_REGISTRY": ctx.ci.address,
+        "CI_REPOSITORY": f"dindkit/smoke-{mode}",
+        "CI_CA_CERT": ctx.ci.ca_cert,
+        "CI_CREDENTIALS_FILE": ctx.ci.credentials_file,
+        "CI_ENGINE": "docker",
+        "CI_DOCKER": "docker",
+        "CI_BUSYBOX": "/bin/busybox",
+        "CI_CERT_DIR": "",
+    }
+
 
 # What a spec's hooks read: the validated smoke and docker settings (SettingsTable.validate).
 Settings = Mapping[str, Any]
@@ -199,6 +241,7 @@ def script(mode: Mode, ctx: Context) -> str:
         **{f"INNER_{name.upper()}": inner_script(name) for name in INNER_SCRIPTS},
         "ESCAPE_ATTEMPTS": render(ESCAPE_ATTEMPTS),
         "ESCAPE_HOST_ROOT": ctx.escape_host_root,
+        **ci_values(ctx, mode.name),
         **mode.values,
     }
     return render(
@@ -275,7 +318,14 @@ def dind_container_mode(
     **fields: object,
 ) -> Mode:
     """A dind container and a client container beside it (templates/smoke/lib-daemon.sh.j2)."""
-    values = {"CLI_IMAGE": ctx.cli_image, "DIND_IMAGE": ctx.dind_image}
+    values = {
+        "CLI_IMAGE": ctx.cli_image,
+        "DIND_IMAGE": ctx.dind_image,
+        # The inner daemon's flags: its bridge off the host's docker0 (smoke_nested_bridge).
+        "DIND_ARGS": f"--bip={ctx.nested_bridge}" if ctx.nested_bridge else "",
+        # The host's registry trust, for the inner daemon's pushes and pulls.
+        "CI_TRUST_DIR": "/etc/docker/certs.d" if ctx.ci else "",
+    }
     values.update(fields.pop("values", {}))  # type: ignore[call-overload]
     return Mode(
         name=name,
@@ -291,5 +341,6 @@ def dind_container_mode(
             Step("isolated-from-host"),
         ),
         values=values,
+        ci=ci_steps(ctx),
         **fields,  # type: ignore[arg-type]
     )

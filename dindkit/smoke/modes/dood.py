@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, ModeSpec, Settings, Step
+from dindkit.smoke.modes.common import Context, Mode, ModeSpec, Settings, Step, ci_steps
 
 GRANTS = "the host's Docker socket: whoever reaches it is root on the host"
 # Its nature: the socket is the host's daemon, so a job starts a --privileged container with
@@ -33,6 +33,7 @@ def build(ctx: Context) -> Mode:
             "SOCKET_GROUP": ctx.options.get("socket_group", "docker"),
             "CLI_IMAGE": ctx.cli_image,
         },
+        ci=ci_steps(ctx),
         expected=EXPECTED,
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from dindkit.guard import SOCKET_UNIT
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, ModeSpec, Runner, Settings, Step
+from dindkit.smoke.modes.common import Context, Mode, ModeSpec, Runner, Settings, Step, ci_steps
 
 GRANTS = "the host's Docker daemon through a proxy that refuses what would hand over the host"
 # It reaches the host's daemon (that is the point), but only through the policy: no privileged
@@ -42,6 +42,7 @@ def build(ctx: Context) -> Mode:
             "CLI_IMAGE": ctx.cli_image,
             "JOBS_SOCKET_UNIT": SOCKET_UNIT,
         },
+        ci=ci_steps(ctx),
         skip_reason=skip_reason,
         expected=EXPECTED,
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dindkit import images
 from dindkit.images import PODMAN_CHANGES, PODMAN_UID
 from dindkit.smoke.escape import expect
-from dindkit.smoke.modes.common import Context, Mode, ModeImage, ModeSpec, Runner, Step
+from dindkit.smoke.modes.common import (
+    Context,
+    Mode,
+    ModeImage,
+    ModeSpec,
+    Runner,
+    Step,
+    ci_steps,
+)
 
 GRANTS = "nothing added: a non-root container without capabilities, one UID mapped"
 EXPECTED = expect()  # every attempt blocked
@@ -26,7 +34,20 @@ def skip_reason(ctx: Context, run: Runner) -> str | None:
     return None if ok else "the host has no /dev/net/tun (slirp4netns needs it)"
 
 
+# The job's client in the CI steps: podman with the inner build's storage options
+# (templates/smoke/inner/podman.sh.j2), verifying the registry with its CA (--cert-dir, where the
+# container gets the CA read-only).
+CI_CLIENT = {
+    "CI_ENGINE": "podman",
+    "CI_DOCKER": "podman --storage-driver=vfs --cgroup-manager=cgroupfs --events-backend=file",
+    "CI_CERT_DIR": "/etc/dindkit-ci-certs",
+}
+
+
 def build(ctx: Context) -> Mode:
+    values = {"PODMAN_IMAGE": ctx.images.get(IMAGE.kind, ""), "PODMAN_UID": PODMAN_UID}
+    if ctx.ci:
+        values.update(CI_CLIENT)
     return Mode(
         name="podman",
         title="podman: rootless Podman in a container with no added capability",
@@ -38,7 +59,8 @@ def build(ctx: Context) -> Mode:
             Step("inner-build"),
             Step("inner-run"),
         ),
-        values={"PODMAN_IMAGE": ctx.images.get(IMAGE.kind, ""), "PODMAN_UID": PODMAN_UID},
+        values=values,
+        ci=ci_steps(ctx),
         skip_reason=skip_reason,
         expected=EXPECTED,
     )

@@ -16,6 +16,7 @@ from dindkit.smoke.modes.common import (
     Runner,
     Settings,
     Step,
+    ci_steps,
     q,
 )
 
@@ -75,6 +76,7 @@ def build(ctx: Context) -> Mode:
             "CLI_ARCHIVE": cli_archive,
             "CLIENT_IMAGE": image_tag(cli_archive) if cli_archive else ctx.cli_image,
         },
+        ci=ci_steps(ctx),
         skip_reason=skip_reason,
         expected=EXPECTED,
     )
