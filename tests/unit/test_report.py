@@ -258,3 +258,37 @@ def test_a_malformed_escape_outcome_is_named():
     data["hosts"]["h"]["modes"]["dood"]["escapes"]["kernel-module"]["outcome"] = "maybe"
     with pytest.raises(ValueError, match=re.escape("h.modes.dood.escapes.kernel-module.outcome")):
         r.parse_report(json.dumps(data))
+
+
+def test_build_cost_is_relative_to_the_host_daemon_and_shown_everywhere(tmp_path):
+    result = r.HostResult(
+        {
+            "dood": r.ModeResult("passed", build_seconds={"cold": 10.0, "warm": 2.0}),
+            "dind": r.ModeResult("passed", build_seconds={"cold": 25.0, "warm": 3.0}),
+            "podman": r.ModeResult("passed", build_seconds={"cold": 40.0}),
+            "sysbox": r.ModeResult("skipped", "no sysbox-runc"),
+        }
+    )
+    r.set_build_ratios(result)
+    assert result.modes["dood"].build_x_host == {"cold": 1.0, "warm": 1.0}
+    assert result.modes["dind"].build_x_host == {"cold": 2.5, "warm": 1.5}
+    assert result.modes["podman"].build_x_host == {"cold": 4.0}  # its warm build did not pass
+    assert result.modes["sysbox"].build_x_host == {}
+    assert r.build_rows(result)[2] == ["dind", "25.0", "2.50", "3.0", "1.50"]
+    assert r.build_rows(result)[3] == ["podman", "40.0", "4.00", "-", "-"]
+    whole = r.Report({"lab-a": result})
+    table = r.format_table(whole)
+    assert "The CI flow's build on lab-a" in table and "\ndind    25.0    2.50" in table
+    html = r.to_html(whole)
+    assert "What the CI flow's build costs on lab-a" in html and "<td>2.50</td>" in html
+    again = r.parse_report(json.dumps(whole.to_dict()))
+    assert again.hosts["lab-a"].modes["dind"].build_x_host == {"cold": 2.5, "warm": 1.5}
+
+
+def test_without_the_host_daemon_s_build_there_is_no_ratio():
+    result = r.HostResult(
+        {"dind": r.ModeResult("passed", build_seconds={"cold": 25.0, "warm": 3.0})}
+    )
+    r.set_build_ratios(result)
+    assert result.modes["dind"].build_x_host == {}
+    assert r.build_rows(result)[1] == ["dind", "25.0", "-", "3.0", "-"]
