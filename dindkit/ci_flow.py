@@ -15,8 +15,8 @@ from dindkit.templating import render
 
 TEMPLATE = "registry/ci-flow.sh.j2"
 MARK = "@@dindkit ci"
-# The build context's random payload: a few MiB, hashed four times by its RUN step.
-PAYLOAD_KIB = 4096
+# The build context's random payload: with busybox a few MiB, hashed twice by its RUN step.
+PAYLOAD_KIB = 2048
 STEPS = (
     "build",
     "rebuild",
@@ -28,6 +28,15 @@ STEPS = (
     "run",
     "cleanup",
 )
+# How the smoke modes run the flow: one `docker exec` per stage (each costs seconds under
+# emulation), each stage a check of the report with its steps' lines in the detail.
+SMOKE_STAGES = {
+    "ci-build": ("build",),
+    "ci-rebuild": ("rebuild",),
+    "ci-push": ("login", "push", "remove-local"),
+    "ci-pull": ("pull", "digest", "run"),
+    "ci-cleanup": ("cleanup",),
+}
 
 
 def script(

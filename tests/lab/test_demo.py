@@ -81,9 +81,13 @@ def assert_every_job_ran_the_ci_flow(modes: dict[str, Any]) -> None:
         if mode["status"] == "skipped":
             continue
         checks = {check["name"]: check for check in mode["checks"]}
-        ci = {step: checks.get(f"ci-{step}", {}).get("status") for step in ci_flow.STEPS}
-        assert set(ci.values()) == {"passed"}, (name, ci)
-        assert "printed the build argument ci-value-run-" in checks["ci-run"]["detail"], name
+        stages = {stage: checks.get(stage, {}).get("status") for stage in ci_flow.SMOKE_STAGES}
+        assert set(stages.values()) == {"passed"}, (name, stages)
+        flow = ci_flow.steps("\n".join(checks[stage]["detail"] for stage in stages))
+        assert [step for step, (status, _) in flow.items() if status == "passed"] == list(
+            ci_flow.STEPS
+        ), (name, flow)
+        assert "printed the build argument ci-value-run-" in checks["ci-pull"]["detail"], name
         assert "deleted dindkit/smoke-" + name in checks["ci-cleanup"]["detail"], name
         assert set(mode["build_seconds"]) == {"cold", "warm"}, (name, mode["build_seconds"])
         assert set(mode["build_x_host"]) == {"cold", "warm"}, (name, mode["build_x_host"])

@@ -879,13 +879,15 @@ def ci_mode(name: str, tmp_path: Path) -> tuple[modes.Mode, modes.Context, dict[
 def test_with_the_registry_every_mode_runs_the_ci_flow_in_its_job(name, tmp_path):
     mode, ctx, env = ci_mode(name, tmp_path)
     ci = [step.name for step in mode.steps if step.name.startswith("ci-")]
-    assert ci == [f"ci-{step}" for step in ci_flow.STEPS]
+    assert ci == list(ci_flow.SMOKE_STAGES)
     assert mode.steps[-1].name == "escape"  # the attempts still come last
     code, output, calls = run_script(tmp_path, mode, ctx, **env)
     checks = checks_of(mode, output)
     assert code == 0, output
     assert all(checks[step].status == "passed" for step in ci), output
-    assert "printed the build argument ci-value-run-" in checks["ci-run"].detail
+    flow = ci_flow.steps("\n".join(checks[stage].detail for stage in ci))
+    assert list(flow) == list(ci_flow.STEPS) and {s for s, _ in flow.values()} == {"passed"}
+    assert "printed the build argument ci-value-run-" in checks["ci-pull"].detail
     assert set(ci_flow.build_seconds(output)) == {"cold", "warm"}
     # the pushed manifest is deleted in the registry, with the CA, the credential on stdin
     delete = next(line for line in calls.splitlines() if line.startswith("curl "))
@@ -921,7 +923,7 @@ def test_with_the_registry_every_mode_script_passes_shellcheck(name, tmp_path):
 
 @pytest.mark.parametrize(
     ("fault", "failed"),
-    [("wrong-digest", "ci-digest"), ("no-cache", "ci-rebuild"), ("push", "ci-push")],
+    [("wrong-digest", "ci-pull"), ("no-cache", "ci-rebuild"), ("push", "ci-push")],
 )
 def test_a_ci_step_fails_where_the_client_misbehaves_and_the_push_is_still_deleted(
     fault, failed, tmp_path

@@ -118,8 +118,8 @@ class Mode:
 
 
 ESCAPE_STEP = Step("escape")
-# templates/smoke/lib-ci.sh.j2 defines step_ci_<name> for every step of the flow.
-CI_STEPS = tuple(Step(f"ci-{name}") for name in ci_flow.STEPS)
+# templates/smoke/lib-ci.sh.j2 defines step_ci_<stage> for every stage of the flow.
+CI_STEPS = tuple(Step(name) for name in ci_flow.SMOKE_STAGES)
 
 
 def ci_steps(ctx: Context) -> tuple[Step, ...]:
