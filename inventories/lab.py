@@ -12,9 +12,20 @@ userns-remap on and the job socket, for the unprivileged and guarded smoke modes
 registry, for every mode's CI steps.
 """
 
+import os
+
 from dindkit.images import smoke_image_archive
 from dindkit.lab import list_labs
 from dindkit.lab.image import LAB_USER
+
+# The distributions whose labs run the local registry, and with it every smoke mode's CI flow:
+# DINDKIT_LAB_REGISTRY=bookworm,trixie (unset: every one; empty: none). The lab test suite keeps
+# this slow path to one distribution.
+REGISTRY_DISTROS = os.environ.get("DINDKIT_LAB_REGISTRY")
+
+
+def _registry_enabled(distro):
+    return REGISTRY_DISTROS is None or distro in REGISTRY_DISTROS.split(",")
 
 
 def _host(lab):
@@ -38,7 +49,7 @@ def _host(lab):
             "guard_enabled": True,
             # The local registry (deploys/registry.py): every smoke mode ends with the CI flow
             # (build, push, pull back, run) against it.
-            "registry_enabled": True,
+            "registry_enabled": _registry_enabled(lab.distro),
             "sysbox_offline": True,
             # A lab reaches no NTP server (only the Debian mirror): no systemd-timesyncd.
             "bootstrap_time_sync": False,

@@ -53,6 +53,11 @@ MEMORY = int(os.environ.get("DINDKIT_TEST_MEMORY", "3072"))
 KEEP = os.environ.get("DINDKIT_TEST_KEEP_LABS") == "1"
 REBOOT_TIMEOUT = 600.0
 DEMO_DISTROS = ("bookworm", "trixie")
+# The local registry and every mode's CI flow are a slow path (about a minute and a half per
+# mode under emulation): on bookworm's lab only (inventories/lab.py reads the variable in every
+# pyinfra run the tests start, the trixie worker's included).
+REGISTRY_DISTROS = ("bookworm",)
+os.environ.setdefault("DINDKIT_LAB_REGISTRY", ",".join(REGISTRY_DISTROS))
 # The distro whose tests run in a pytest process of their own after the demo, and the variable
 # that marks that process.
 WORKER_DISTRO = "trixie"
