@@ -84,9 +84,10 @@ def steps(output: str) -> dict[str, tuple[str, str]]:
 
 def build_seconds(output: str) -> dict[str, float]:
     """The passed builds' seconds: ``cold`` (build) and ``warm`` (rebuild), where they ran."""
+    found = steps(output)
     seconds = {}
     for step, case in (("build", "cold"), ("rebuild", "warm")):
-        status, detail = steps(output).get(step, ("", ""))
+        status, detail = found.get(step, ("", ""))
         try:
             value = float(detail.split(" ", 1)[0])
         except ValueError:
