@@ -198,7 +198,7 @@ GUARD_SETTINGS = SettingsTable(
         Setting(
             "guard_max_connections",
             256,
-            "Connections served at once (one thread each); more get HTTP 503.",
+            "Connections served at once (a worker thread each); more get HTTP 503.",
             integer(8, 4096),
         ),
         Setting(

@@ -30,6 +30,7 @@ CONTAINERS = {
     "theirs": ("b" * 64, {}),
 }
 EXECS = {"e-mine": "mine", "e-theirs": "theirs"}
+SAVED_IMAGE = bytes(range(256)) * 4096 + b"tail."  # 1 MiB and 5 bytes
 RAW_STREAM = (
     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
     b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
@@ -43,6 +44,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     body_size: int = 0
+    connection: int = 0  # which connection to the stand-in carried it (1, 2, ...)
 
 
 @dataclass
@@ -50,6 +52,10 @@ class StandIn:
     path: str
     seen: list[Seen] = field(default_factory=list)
     release_logs: threading.Event = field(default_factory=threading.Event)
+    # Close a kept connection on its next request without answering, as dockerd may close an
+    # idle one just as the proxy sends on it (once per set).
+    drop_next_kept: threading.Event = field(default_factory=threading.Event)
+    connections: int = 0
 
     def requests(self, lookups: bool = False) -> list[Seen]:
         """What reached dockerd; without the proxy's own ownership questions unless asked."""
@@ -110,19 +116,35 @@ def _respond(wfile: Any, status: int, payload: Any) -> None:
     body = json.dumps(payload).encode()
     wfile.write(
         f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
-        "\r\nConnection: close\r\n\r\n".encode()
+        "\r\n\r\n".encode()
         + body
     )
 
 
 class _Handler(socketserver.StreamRequestHandler):
+    """Answers requests in turn on a connection, as dockerd does, until one asks to close or
+    turns the connection into a raw stream."""
+
     server: Any
 
     def handle(self) -> None:
+        stand_in: StandIn = self.server.stand_in
+        with self.server.lock:
+            stand_in.connections += 1
+            self.number = stand_in.connections
+        first = True
+        while self.handle_one(first):
+            first = False
+
+    def handle_one(self, first: bool) -> bool:
         line = _read_line(self.rfile)
         if not line:
-            return
-        method, target, _ = line.decode().split(" ", 2)
+            return False
+        stand_in: StandIn = self.server.stand_in
+        if not first and stand_in.drop_next_kept.is_set():
+            stand_in.drop_next_kept.clear()
+            return False
+        method, target, version = line.decode().strip().split(" ", 2)
         headers: dict[str, str] = {}
         while True:
             header = _read_line(self.rfile)
@@ -132,11 +154,13 @@ class _Handler(socketserver.StreamRequestHandler):
             headers[name.strip().lower()] = value.strip()
         path = re.sub(r"^/v[0-9.]+", "", target.split("?")[0])
         body, size = _read_body(self.rfile, headers, keep=path != "/build")
-        stand_in: StandIn = self.server.stand_in
-        stand_in.seen.append(Seen(method, target, headers, body, size))
-        self.answer(method, path, target, body, size)
+        stand_in.seen.append(Seen(method, target, headers, body, size, self.number))
+        raw = self.answer(method, path, target, body, size)
+        self.wfile.flush()
+        return not raw and version == "HTTP/1.1" and headers.get("connection") != "close"
 
-    def answer(self, method: str, path: str, target: str, body: bytes, size: int) -> None:
+    def answer(self, method: str, path: str, target: str, body: bytes, size: int) -> bool:
+        """Write the answer; True when it became a raw stream (the connection ends with it)."""
         wfile = self.wfile
         parts = path.strip("/").split("/")
         if path == "/_ping":
@@ -165,6 +189,12 @@ class _Handler(socketserver.StreamRequestHandler):
                 wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
                 wfile.flush()
             wfile.write(b"0\r\n\r\n")
+        elif parts[0] == "images" and parts[-1] == "get":  # docker save: a large chunked answer
+            wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\n")
+            wfile.write(b"Transfer-Encoding: chunked\r\n\r\n")
+            for piece in (SAVED_IMAGE[:-5], SAVED_IMAGE[-5:]):
+                wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            wfile.write(b"0\r\n\r\n")
         elif parts[-1] == "logs":
             wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
             wfile.write(b"Transfer-Encoding: chunked\r\n\r\nc\r\nfirst line\r\n\r\n")
@@ -174,7 +204,7 @@ class _Handler(socketserver.StreamRequestHandler):
         elif parts[-1] in ("attach", "start") and parts[0] in ("containers", "exec"):
             if method == "POST" and parts[-1] == "start" and parts[0] == "containers":
                 wfile.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-                return
+                return False
             wfile.write(RAW_STREAM)
             wfile.flush()
             while True:
@@ -184,10 +214,12 @@ class _Handler(socketserver.StreamRequestHandler):
                 wfile.write(data.upper())
                 wfile.flush()
             wfile.write(b"[stdin closed]")
+            return True
         elif path == "/containers/create":
             _respond(wfile, 201, {"Id": "c" * 64, "Warnings": []})
         else:
             _respond(wfile, 200, {"path": path, "size": size})
+        return False
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -213,6 +245,7 @@ def start_stand_in(folder: str) -> tuple[StandIn, _Server]:
     stand_in = StandIn(os.path.join(folder, "docker.sock"))
     server = _Server(stand_in.path, _Handler)
     server.stand_in = stand_in  # type: ignore[attr-defined]
+    server.lock = threading.Lock()  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return stand_in, server
 

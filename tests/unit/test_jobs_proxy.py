@@ -23,6 +23,7 @@ import pytest
 from tests.unit.guard_standin import (
     CONTAINERS,
     PROXY_PROGRAM,
+    SAVED_IMAGE,
     Running,
     exchange,
     message_of,
@@ -596,6 +597,71 @@ def test_logs_follow_streams_before_dockerd_is_done(proxy: Running) -> None:
     assert b"second line" in received
 
 
+def pings_connections(proxy: Running, count: int) -> list[int]:
+    """``count`` pings, each on a client connection of its own: the stand-in's connections."""
+    for _ in range(count):
+        assert status_of(exchange(proxy.socket_path, request("GET", "/_ping"))) == 200
+    return [seen.connection for seen in proxy.stand_in.requests() if seen.target == "/_ping"]
+
+
+def test_requests_reuse_a_connection_to_dockerd(proxy: Running) -> None:
+    connections = pings_connections(proxy, 5)
+    assert len(connections) == 5 and len(set(connections)) == 1, connections
+    [seen, *_] = proxy.stand_in.requests()
+    assert "connection" not in seen.headers  # HTTP/1.1 keeps it open
+
+
+def test_a_chunked_answer_is_relayed_whole_and_its_connection_reused(proxy: Running) -> None:
+    proxy.stand_in.release_logs.set()
+    answer = exchange(proxy.socket_path, request("GET", "/containers/mine/logs?stdout=1"))
+    assert status_of(answer) == 200
+    assert answer.endswith(b"c\r\nfirst line\r\n\r\nd\r\nsecond line\r\n\r\n0\r\n\r\n")
+    [logs] = proxy.stand_in.requests()
+    assert pings_connections(proxy, 2) == [logs.connection] * 2
+
+
+def dechunk(body: bytes) -> bytes:
+    data = b""
+    while True:
+        size_line, body = body.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            assert body == b"\r\n"
+            return data
+        data, body = data + body[:size], body[size + 2 :]
+
+
+def test_a_large_chunked_answer_arrives_intact(proxy: Running) -> None:
+    answer = exchange(proxy.socket_path, request("GET", "/images/job:1/get"))
+    assert status_of(answer) == 200
+    assert dechunk(answer.split(b"\r\n\r\n", 1)[1]) == SAVED_IMAGE
+    [save] = proxy.stand_in.requests()
+    assert pings_connections(proxy, 1) == [save.connection]
+
+
+def test_a_kept_connection_dockerd_closed_is_replaced_once(proxy: Running) -> None:
+    [first] = pings_connections(proxy, 1)
+    proxy.stand_in.drop_next_kept.set()
+    proxy.stand_in.seen.clear()
+    assert status_of(exchange(proxy.socket_path, request("GET", "/_ping"))) == 200
+    [seen] = proxy.stand_in.requests()
+    assert seen.connection != first  # answered on a new connection
+    assert not proxy.stand_in.drop_next_kept.is_set()  # the kept one was tried first
+
+
+def test_an_answer_the_client_left_is_not_reused(proxy: Running) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(proxy.socket_path)
+        client.sendall(request("GET", "/containers/mine/logs?follow=1&stdout=1"))
+        received = b""
+        while b"first line" not in received:
+            received += client.recv(65536)
+    proxy.stand_in.release_logs.set()  # the rest of the answer has nowhere to go
+    [logs] = proxy.stand_in.requests()
+    time.sleep(0.2)
+    assert logs.connection not in pings_connections(proxy, 3)
+
+
 def test_attach_upgrades_to_a_raw_stream_both_ways(proxy: Running) -> None:
     data = request(
         "POST",
@@ -651,6 +717,40 @@ def test_a_slow_client_does_not_stall_others(proxy: Running) -> None:
         proxy.stand_in.release_logs.set()
         stalled.close()
         half.close()
+
+
+@pytest.fixture
+def limited(folder: str) -> Iterator[Running]:
+    yield from _proxy(folder, "limited", {"max_connections": 8})
+
+
+def test_connections_beyond_the_limit_get_503_and_the_workers_serve_again(
+    limited: Running,
+) -> None:
+    held = []
+    try:
+        for _ in range(8):  # eight connections whose heads never end: every worker is serving
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.connect(limited.socket_path)
+            connection.sendall(b"GET /_ping HTTP/1.1\r\n")
+            held.append(connection)
+        answer = b""
+        for _ in range(50):  # the workers take the held connections in their own time
+            answer = exchange(limited.socket_path, request("GET", "/_ping"))
+            if status_of(answer) == 503:
+                break
+            time.sleep(0.05)
+        assert status_of(answer) == 503, answer
+        assert "too many connections" in message_of(answer)
+    finally:
+        for connection in held:
+            connection.close()
+    deadline = time.monotonic() + 5
+    while status_of(exchange(limited.socket_path, request("GET", "/_ping"))) != 200:
+        assert time.monotonic() < deadline, "the workers did not serve again"
+        time.sleep(0.05)
+    for _ in range(30):  # sequential connections reuse the workers
+        assert status_of(exchange(limited.socket_path, request("GET", "/_ping"))) == 200
 
 
 # --- Policy settings and socket activation -------------------------------------------------
