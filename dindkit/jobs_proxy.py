@@ -1244,6 +1244,7 @@ def linger(client: socket.socket) -> None:
 def serve_connection(policy: Policy, client: socket.socket) -> None:
     who = caller(client)
     reader = client.makefile("rb")
+    request = None
     try:
         while True:
             client.settimeout(IDLE_SECONDS)
@@ -1270,7 +1271,8 @@ def serve_connection(policy: Policy, client: socket.socket) -> None:
             if not forward(policy, request, reader, client):
                 return
     except (OSError, ValueError) as error:
-        log(f"connection error {who}: {error}")
+        where = f"{request.method} {request.target}" if request else "?"
+        log(f"connection error {who} request={where!r}: {error}")
     finally:
         with contextlib.suppress(OSError):
             client.close()
