@@ -1119,6 +1119,17 @@ def copy_body(reader: Any, request: Request, upstream: socket.socket) -> None:
         upstream.sendall(b"\r\n")
 
 
+def upload(reader: Any, request: Request, upstream: socket.socket) -> None:
+    """copy_body, in a thread of its own. When the client's body breaks off, dockerd's side is
+    shut too: dockerd stops waiting for the rest, and so does the worker waiting for its answer."""
+    try:
+        copy_body(reader, request, upstream)
+    except (OSError, ValueError, Refusal) as error:
+        log(f"upload broken off: {error}")
+        with contextlib.suppress(OSError):
+            upstream.shutdown(socket.SHUT_RDWR)
+
+
 def pump(source: Any, target: socket.socket) -> None:
     """Copy until end of stream, then half-close the target (stdin's end reaches the job)."""
     try:
@@ -1177,7 +1188,7 @@ def forward(policy: Policy, request: Request, reader: Any, client: socket.socket
         if answer is None:
             upstream.sendall(data)
             if request.stream:
-                uploader = threading.Thread(target=copy_body, args=(reader, request, upstream))
+                uploader = threading.Thread(target=upload, args=(reader, request, upstream))
                 uploader.daemon = True
                 uploader.start()
             answer = read_response_head(upstream_reader)

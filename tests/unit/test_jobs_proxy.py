@@ -720,8 +720,8 @@ def test_a_slow_client_does_not_stall_others(proxy: Running) -> None:
 
 
 @pytest.fixture
-def limited(folder: str) -> Iterator[Running]:
-    yield from _proxy(folder, "limited", {"max_connections": 8})
+def limited(folder: str, request: pytest.FixtureRequest) -> Iterator[Running]:
+    yield from _proxy(folder, request.node.name, {"max_connections": 8})
 
 
 def test_connections_beyond_the_limit_get_503_and_the_workers_serve_again(
@@ -751,6 +751,21 @@ def test_connections_beyond_the_limit_get_503_and_the_workers_serve_again(
         time.sleep(0.05)
     for _ in range(30):  # sequential connections reuse the workers
         assert status_of(exchange(limited.socket_path, request("GET", "/_ping"))) == 200
+
+
+def test_uploads_broken_off_free_their_workers(limited: Running) -> None:
+    for _ in range(10):  # more than the eight connections served at once
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(limited.socket_path)
+            client.sendall(
+                b"POST /build HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\n"
+                b"Content-Length: 1048576\r\n\r\n" + b"x" * 1000
+            )
+    deadline = time.monotonic() + 10
+    while status_of(exchange(limited.socket_path, request("GET", "/_ping"))) != 200:
+        assert time.monotonic() < deadline, "the workers still wait for the broken uploads"
+        time.sleep(0.1)
+    assert "upload broken off" in limited.log()
 
 
 # --- Policy settings and socket activation -------------------------------------------------
