@@ -96,14 +96,17 @@ def groups(hosts: list[HostEntry]) -> dict[str, list[str]]:
     return grouped
 
 
-# A machine another Vagrant process holds (the `vagrant up` whose trigger runs this) is
-# retried for a while: the lock is released between that process's steps.
-LOCKED = "it is locked"
-LOCK_RETRIES, LOCK_PAUSE = 30, 2.0
+# The inventory only reads (`vagrant status`, `vagrant ssh-config`), so a failure is tried again
+# for a while before it counts: a machine another Vagrant process holds (the `vagrant up` whose
+# trigger runs this) is locked until that process's step ends. With --machine-readable, Vagrant
+# reports its errors on standard output (`error-exit` lines), not on standard error.
+READ_RETRIES, READ_PAUSE = 30, 2.0
 
 
 def _vagrant(*arguments: str, cwd: Path) -> str:
-    for _ in range(LOCK_RETRIES):
+    for attempt in range(READ_RETRIES):
+        if attempt:
+            time.sleep(READ_PAUSE)
         result = subprocess.run(
             ["vagrant", *arguments],
             cwd=cwd,
@@ -112,12 +115,33 @@ def _vagrant(*arguments: str, cwd: Path) -> str:
             text=True,
             check=False,
         )
-        if result.returncode == 0 or LOCKED not in result.stderr:
+        if result.returncode == 0:
+            return result.stdout
+        if attempt + 1 == READ_RETRIES:
             break
-        time.sleep(LOCK_PAUSE)
-    if result.returncode != 0:
-        raise RuntimeError(f"vagrant {' '.join(arguments)} failed: {result.stderr.strip()}")
-    return result.stdout
+        said = vagrant_error(result.stdout, result.stderr).splitlines()[0][:200]
+        print(
+            f"vagrant {arguments[0]} failed ({said}); trying again in {READ_PAUSE:.0f} s "
+            f"({attempt + 1}/{READ_RETRIES})",
+            file=sys.stderr,
+        )
+    raise RuntimeError(
+        f"vagrant {' '.join(arguments)} failed {READ_RETRIES} times, {READ_PAUSE:.0f} s apart; "
+        f"the last: {vagrant_error(result.stdout, result.stderr)}"
+    )
+
+
+def vagrant_error(stdout: str, stderr: str) -> str:
+    """What a failed vagrant command said: standard error, else its machine-readable
+    ``error-exit`` lines (Vagrant escapes their line ends and commas), else its output."""
+    if stderr.strip():
+        return stderr.strip()
+    errors = [
+        line.split(",", 4)[-1].replace("\\n", "\n").replace("%!(VAGRANT_COMMA)", ",")
+        for line in stdout.splitlines()
+        if line.count(",") >= 4 and line.split(",", 3)[2] == "error-exit"
+    ]
+    return "\n".join(errors) or stdout.strip()[-2000:] or "(it printed nothing)"
 
 
 def inventory(vagrant_dir: Path, selection: str = "", offline: bool = False) -> list[HostEntry]:

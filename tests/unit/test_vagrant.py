@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import dindkit.vagrant
 from dindkit.images import smoke_image_archive
 from dindkit.lab.box import (
     CMDLINE,
@@ -36,6 +37,7 @@ from dindkit.vagrant import (
     inventory,
     report_table,
     running_machines,
+    vagrant_error,
     wanted_machines,
 )
 from tests import shellcheck
@@ -267,3 +269,63 @@ def test_report_table(tmp_path: Path) -> None:
     write_host(tmp_path, "run1", "debian12", HostResult({"dood": ModeResult("passed", "ok", 1.0)}))
     table = report_table(tmp_path)
     assert table.splitlines()[1].split()[:3] == ["debian12", "dood", "PASSED"]
+
+
+LOCKED_MACHINE_READABLE = (
+    "1765000000,,ui,error,Vagrant can't use the requested machine because it is locked!\n"
+    "1765000000,,error-exit,Vagrant::Errors::MachineLocked,Vagrant can't use the requested "
+    "machine because it is locked! This\\nmeans that another Vagrant process is currently "
+    "reading or modifying%!(VAGRANT_COMMA) the machine.\n"
+)
+STATUS_RUNNING = "1765000000,debian12,state,running\n"
+
+
+def fake_vagrant(folder: Path, failures: int) -> Path:
+    """A `vagrant` that fails ``failures`` times as a locked machine does with --machine-readable
+    (the error on standard output, nothing on standard error), then answers a running machine."""
+    script = folder / "vagrant"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"count=$(cat {folder}/calls 2>/dev/null || echo 0)\n"
+        f"echo $((count + 1)) > {folder}/calls\n"
+        f'if [ "$count" -lt {failures} ]; then\n'
+        f"  printf '%s' \"$(cat {folder}/locked)\"; exit 1\n"
+        "fi\n"
+        f"cat {folder}/status\n"
+    )
+    script.chmod(0o755)
+    (folder / "locked").write_text(LOCKED_MACHINE_READABLE)
+    (folder / "status").write_text(STATUS_RUNNING)
+    return folder
+
+
+def test_a_failed_read_is_tried_again_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_vagrant(tmp_path, failures=2)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(dindkit.vagrant, "READ_PAUSE", 0.0)
+    assert dindkit.vagrant._vagrant("status", "--machine-readable", cwd=tmp_path) == STATUS_RUNNING
+    assert (tmp_path / "calls").read_text().strip() == "3"
+    waited = capsys.readouterr().err
+    assert waited.count("vagrant status failed (Vagrant can't use the requested machine") == 2
+
+
+def test_a_read_that_keeps_failing_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_vagrant(tmp_path, failures=100)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(dindkit.vagrant, "READ_PAUSE", 0.0)
+    monkeypatch.setattr(dindkit.vagrant, "READ_RETRIES", 3)
+    with pytest.raises(RuntimeError) as error:
+        dindkit.vagrant._vagrant("status", "--machine-readable", cwd=tmp_path)
+    assert "failed 3 times" in str(error.value)
+    assert "reading or modifying, the machine" in str(error.value)
+    assert "This\nmeans" in str(error.value)
+
+
+def test_vagrant_error_prefers_standard_error() -> None:
+    assert vagrant_error(LOCKED_MACHINE_READABLE, "boom\n") == "boom"
+    assert vagrant_error("", "") == "(it printed nothing)"
+    assert vagrant_error("plain output\n", "") == "plain output"
