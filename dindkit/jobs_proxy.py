@@ -947,22 +947,11 @@ class Upstream:
         kept = self.take()
         if kept is not None:
             try:
-                kept[0].settimeout(timeout)
-                kept[0].sendall(data)
-                return kept, read_response_head(kept[1])
+                return kept, send(kept, data, timeout)
             except (Closed, BrokenPipeError, ConnectionResetError):
-                close(kept)
-            except BaseException:
-                close(kept)
-                raise
+                pass  # dockerd closed it before reading the request: once more, on a new one
         kept = self.connect()
-        try:
-            kept[0].settimeout(timeout)
-            kept[0].sendall(data)
-            return kept, read_response_head(kept[1])
-        except BaseException:
-            close(kept)
-            raise
+        return kept, send(kept, data, timeout)
 
     def take(self) -> tuple[socket.socket, Any] | None:
         """A kept connection that dockerd has not closed meanwhile, or None."""
@@ -987,6 +976,20 @@ class Upstream:
                 self.idle.append(kept)
                 return
         close(kept)
+
+
+def send(
+    kept: tuple[socket.socket, Any], data: bytes, timeout: float | None
+) -> tuple[bytes, int, dict[str, str]]:
+    """Send a whole request on ``kept``: the answer's head. The connection is closed if that
+    fails."""
+    try:
+        kept[0].settimeout(timeout)
+        kept[0].sendall(data)
+        return read_response_head(kept[1])
+    except BaseException:
+        close(kept)
+        raise
 
 
 def silent(connection: socket.socket) -> bool:
@@ -1054,41 +1057,49 @@ def read_answer(source: Any, headers: dict[str, str], limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
-        line = source.readline(1026)
-        if not line.endswith(b"\n"):
-            raise OSError("bad chunk size line from dockerd")
-        size = int(line.split(b";")[0], 16)
+        _, size = answer_chunk_size(source)
         total += size
         if total > limit:
             raise OSError(f"an answer from dockerd over {limit} bytes")
         if size == 0:
-            while source.readline(HEAD_LIMIT) not in (b"\r\n", b"\n", b""):
-                pass
+            answer_trailers(source)
             return b"".join(parts)
-        chunk = source.read(size + 2)
-        if len(chunk) != size + 2:
-            raise OSError("the answer from dockerd ended early")
-        parts.append(chunk[:-2])
+        parts.append(answer_chunk(source, size)[:-2])
+
+
+def answer_chunk_size(source: Any) -> tuple[bytes, int]:
+    """A chunk's size line in dockerd's answer, and the size it gives."""
+    line = bytes(source.readline(1026))
+    if not line.endswith(b"\n"):
+        raise OSError("bad chunk size line from dockerd")
+    return line, int(line.split(b";")[0], 16)
+
+
+def answer_chunk(source: Any, size: int) -> bytes:
+    """A chunk's data of ``size`` bytes and the line end after it."""
+    chunk = source.read(size + 2)
+    if len(chunk) != size + 2:
+        raise OSError("the answer from dockerd ended early")
+    return bytes(chunk)
+
+
+def answer_trailers(source: Any) -> bytes:
+    """What follows the last chunk, up to and without the blank line that ends the answer."""
+    trailers = b""
+    while (line := source.readline(HEAD_LIMIT)) not in (b"\r\n", b"\n", b""):
+        trailers += line
+    return trailers
 
 
 def relay_chunks(source: Any, client: socket.socket) -> None:
     """A chunked answer, each chunk passed on as it comes, up to its last chunk and trailers."""
     while True:
-        line = source.readline(1026)
-        if not line.endswith(b"\n"):
-            raise OSError("bad chunk size line from dockerd")
-        size = int(line.split(b";")[0], 16)
+        line, size = answer_chunk_size(source)
         if size == 0:
-            end = bytes(line)
-            while (trailer := source.readline(HEAD_LIMIT)) not in (b"\r\n", b"\n", b""):
-                end += trailer
-            client.sendall(end + b"\r\n")
+            client.sendall(line + answer_trailers(source) + b"\r\n")
             return
         if size <= COPY_SIZE:
-            chunk = source.read(size + 2)
-            if len(chunk) != size + 2:
-                raise OSError("the stream ended early")
-            client.sendall(line + chunk)
+            client.sendall(line + answer_chunk(source, size))
         else:
             client.sendall(line)
             copy_exactly(source, client, size + 2)
@@ -1322,9 +1333,9 @@ class Workers:
 
     def grow(self) -> None:
         with self.lock:
-            wanted = min(SPARE_WORKERS - self.idle, self.limit + 1 - self.started)
-            self.started += max(wanted, 0)
-            self.idle += max(wanted, 0)
+            wanted = max(0, min(SPARE_WORKERS - self.idle, self.limit + 1 - self.started))
+            self.started += wanted
+            self.idle += wanted
         for _ in range(wanted):
             threading.Thread(target=self.work, daemon=True).start()
 
