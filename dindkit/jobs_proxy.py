@@ -1168,8 +1168,8 @@ def read_response_head(upstream_reader: Any) -> tuple[bytes, int, dict[str, str]
         if line in (b"\r\n", b"\n"):
             break
         lines.append(bytes(line).rstrip(b"\r\n"))
-    if not lines:
-        raise Closed("dockerd closed the connection")
+    if not lines:  # dockerd said something: not a connection closed before the request
+        raise OSError("bad response from dockerd: a blank line")
     status = int(lines[0].split()[1])
     headers = {}
     for line in lines[1:]:

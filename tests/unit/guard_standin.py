@@ -55,6 +55,8 @@ class StandIn:
     # Close a kept connection on its next request without answering, as dockerd may close an
     # idle one just as the proxy sends on it (once per set).
     drop_next_kept: threading.Event = field(default_factory=threading.Event)
+    # Answer a blank line on a kept connection's next request, then close (once per set).
+    blank_next_kept: threading.Event = field(default_factory=threading.Event)
     connections: int = 0
 
     def requests(self, lookups: bool = False) -> list[Seen]:
@@ -143,6 +145,10 @@ class _Handler(socketserver.StreamRequestHandler):
         stand_in: StandIn = self.server.stand_in
         if not first and stand_in.drop_next_kept.is_set():
             stand_in.drop_next_kept.clear()
+            return False
+        if not first and stand_in.blank_next_kept.is_set():
+            stand_in.blank_next_kept.clear()
+            self.wfile.write(b"\r\n")
             return False
         method, target, version = line.decode().strip().split(" ", 2)
         headers: dict[str, str] = {}

@@ -649,6 +649,17 @@ def test_a_kept_connection_dockerd_closed_is_replaced_once(proxy: Running) -> No
     assert not proxy.stand_in.drop_next_kept.is_set()  # the kept one was tried first
 
 
+def test_a_kept_connection_that_answered_badly_is_not_tried_again(proxy: Running) -> None:
+    pings_connections(proxy, 1)
+    before = proxy.stand_in.connections
+    proxy.stand_in.blank_next_kept.set()
+    answer = exchange(proxy.socket_path, request("GET", "/_ping"))
+    assert status_of(answer) == 502
+    assert "bad response from dockerd: a blank line" in message_of(answer)
+    assert not proxy.stand_in.blank_next_kept.is_set()  # the kept connection was used
+    assert proxy.stand_in.connections == before  # and no new one was opened for it
+
+
 def test_an_answer_the_client_left_is_not_reused(proxy: Running) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.connect(proxy.socket_path)
